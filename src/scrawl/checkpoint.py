@@ -1,0 +1,145 @@
+"""Checkpoints: one file holding the weights and JSON-safe metadata, written atomically.
+
+Layout of the dict saved with torch.save (and read back with `torch.load(weights_only=True)`, so a
+checkpoint can never run code when it is opened):
+
+    {"format": "scrawl-checkpoint", "format_version": 1,
+     "meta": {...}            # JSON-safe: arch, model_config, classes, frame spec, dataset, training
+                              # config, history, metrics, library versions, created
+     "state_dict": {...}      # model weights
+     "training_state": {...}} # only in `last`: optimizer, RNG states, position, to resume exactly
+
+`load_checkpoint` checks every one of those and turns each failure into a CheckpointError that says
+what is wrong with the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+
+FORMAT = "scrawl-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_META = ("arch", "model_config", "classes", "frame")
+
+
+@dataclass
+class Checkpoint:
+    meta: dict
+    state_dict: dict
+    training_state: dict | None
+    path: Path | None = None
+
+    def build_model(self) -> torch.nn.Module:
+        """The network this checkpoint describes, with its weights loaded, in eval mode."""
+        from .models import build_model
+
+        try:
+            model = build_model(self.meta["arch"], **self.meta["model_config"])
+            model.load_state_dict(self.state_dict)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{self._name()}: weights do not fit model {self.meta['arch']!r}: {_first_line(exc)}") from None
+        return model.eval()
+
+    def _name(self) -> str:
+        return str(self.path) if self.path else "checkpoint"
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import scrawl
+
+    return {"scrawl": scrawl.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
+
+
+def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, training_state: dict | None = None) -> Path:
+    """Write atomically: a temp file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    try:
+        meta = json.loads(json.dumps(meta, allow_nan=False))  # proves it is JSON-safe, and copies it
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint metadata is not JSON-safe: {exc}") from None
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {missing}")
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "meta": meta,
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
+    }
+    if training_state is not None:
+        payload["training_state"] = training_state
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint in {folder}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read and validate a checkpoint. Never unpickles anything but tensors and plain data."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to load: it contains Python objects other than tensors and plain data "
+            f"(weights_only unpickling blocked {_first_line(exc)!r}). Only load checkpoints you trust "
+            "to have been written by Scrawl."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted file?): {_first_line(exc)}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a Scrawl checkpoint (a torch file without Scrawl's metadata, e.g. a bare state_dict); "
+            "train one with `scrawl train`"
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: bad checkpoint format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer Scrawl (checkpoint format {version}, this Scrawl reads up to "
+            f"{FORMAT_VERSION}); upgrade Scrawl to load it"
+        )
+    meta, state = payload.get("meta"), payload.get("state_dict")
+    if not isinstance(meta, dict) or not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: damaged checkpoint: metadata or weights missing")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: damaged checkpoint: metadata lacks {', '.join(missing)}")
+    return Checkpoint(meta=meta, state_dict=state, training_state=payload.get("training_state"), path=path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

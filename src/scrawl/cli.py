@@ -1,0 +1,240 @@
+"""The `scrawl` command: data, train, evaluate, predict.
+
+The only module that prints. Every user mistake surfaces as a ScrawlError: one line on stderr,
+exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import ScrawlError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="scrawl", description="Read handwriting: digits, letters and strings of them.")
+    p.add_argument("--version", action="version", version=f"scrawl {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def data_dir_arg(sp):
+        sp.add_argument("--data-dir", help="folder holding the datasets (default: $SCRAWL_DATA, else a user cache folder)")
+
+    d = sub.add_parser("data", help="list, download and verify datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    for name, text in (("list", "datasets and whether their files are here"), ("verify", "check every present file's checksum")):
+        sp = dsub.add_parser(name, help=text)
+        data_dir_arg(sp)
+    sp = dsub.add_parser("download", help="download a dataset's files (verified against pinned SHA-256 sums)")
+    sp.add_argument("name", help="dataset name, e.g. mnist or emnist-byclass")
+    sp.add_argument("--split", choices=["train", "test", "all"], default="all")
+    data_dir_arg(sp)
+
+    t = sub.add_parser("train", help="train a model; writes best.pt and last.pt")
+    t.add_argument("--recipe", default="default", help="named settings: default, fast, keras (default: default)")
+    t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
+    t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet (default: the recipe's)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="peak learning rate")
+    t.add_argument("--seed", type=int, help="makes a run repeatable on the same machine (default 0)")
+    t.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    t.add_argument("--precision", choices=["auto", "bf16", "fp32"])
+    t.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
+    t.add_argument("--threads", type=int, help="CPU threads for torch")
+    t.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
+    t.add_argument("--resume", action="store_true", help="continue exactly where OUT/last.pt stopped")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    data_dir_arg(t)
+
+    e = sub.add_parser("evaluate", help="accuracy, classification report, confusion matrix and error gallery")
+    e.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file or bundled model name (default: digits)")
+    e.add_argument("--dataset", default="mnist", help="dataset to evaluate on (default: mnist)")
+    e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--reframe", choices=["auto", "yes", "no"], default="auto",
+                   help="pass images through Scrawl's preprocessing first (auto: when the dataset was framed "
+                        "differently from the model's training data)")
+    e.add_argument("--out", default="reports/latest", help="report folder (default: reports/latest)")
+    data_dir_arg(e)
+
+    pr = sub.add_parser("predict", help="read images: files, folders or globs")
+    pr.add_argument("paths", nargs="+", metavar="PATH")
+    pr.add_argument("--model", default=None, help="bundled model name or checkpoint path (default: digits)")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
+    try:
+        return handler(args) or 0
+    except ScrawlError as exc:
+        from .training import TrainingInterrupted
+
+        print(f"scrawl: {'' if isinstance(exc, TrainingInterrupted) else 'error: '}{exc}", file=sys.stderr)
+        return 130 if isinstance(exc, TrainingInterrupted) else 2
+    except KeyboardInterrupt:
+        print("scrawl: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def cmd_data(args) -> int:
+    from . import data
+
+    if args.data_command == "download":
+        if args.name not in data.DATASETS:
+            raise ScrawlError(f"unknown dataset {args.name!r}; choose one of: {', '.join(data.DATASETS)}")
+        splits = ["train", "test"] if args.split == "all" else [args.split]
+        for split in splits:
+            paths = data.ensure_files(args.name, split, args.data_dir, download=True, progress=True)
+            for path in paths.values():
+                print(f"ok  {path}")
+        return 0
+    rows = data.dataset_status(args.data_dir, verify=args.data_command == "verify")
+    print(f"data folder: {data.resolve_data_dir(args.data_dir)}")
+    bad = 0
+    for row in rows:
+        state = row["state"]
+        bad += state not in ("ok", "present", "missing")
+        print(f"  {row['name']:<16} {row['split']:<5} {state:<8} {row.get('detail', '')}")
+    return 1 if bad else 0
+
+
+# --- train ------------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from dataclasses import replace
+
+    from .training import RECIPES, TrainConfig, train
+
+    if args.recipe not in RECIPES:
+        raise ScrawlError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPES)}")
+    cfg: TrainConfig = RECIPES[args.recipe]
+    overrides = {k: getattr(args, k) for k in ("dataset", "model", "epochs", "batch_size", "lr", "seed", "precision", "limit")
+                 if getattr(args, k) is not None}
+    if args.no_augment:
+        overrides["augment"] = None
+    if overrides.get("model") and overrides["model"] != cfg.model:
+        overrides.setdefault("model_config", {})
+        overrides["model_config"] = {}
+    cfg = replace(cfg, **overrides)
+    out = Path(args.out)
+    if not args.resume and (out / "last.pt").exists():
+        raise ScrawlError(f"{out} already holds a training run; use --resume to continue it or --out for a new folder")
+    result = train(cfg, out, data_dir=args.data_dir, resume=args.resume, progress=not args.no_progress, threads=args.threads)
+    last = result["history"][-1] if result["history"] else {}
+    print(f"best validation accuracy {result['best_val_acc']:.4f}; final epoch: {json.dumps(last)}")
+    print(f"wrote {result['best']} and {result['last']}")
+    return 0
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import compute_metrics, write_report
+    from .inference import resolve_model
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .preprocess import frame_batch
+    from .training import dataset_framing, predict_probs
+    import numpy as np
+    import torch
+
+    path = resolve_model(args.checkpoint)
+    ck = load_checkpoint(path)
+    model = ck.build_model()
+    classes = list(ck.meta["classes"])
+    ds = load_dataset(args.dataset, args.split, args.data_dir, progress=True)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(ds.classes) - set(index))
+    if unknown:
+        raise ScrawlError(f"{args.dataset} has classes the model does not know: {' '.join(unknown)}")
+    labels = torch.tensor([index[c] for c in ds.classes])[ds.labels]
+    framing = ck.meta["frame"]["framing"]
+    # A dataset framed differently from the model's training data (e.g. EMNIST digits for an MNIST model)
+    # goes through the same preprocessing a user's image gets.
+    reframe = args.reframe == "yes" or (args.reframe == "auto" and dataset_framing(args.dataset) != framing)
+    if reframe:
+        from .preprocess import FrameSpec
+
+        images = torch.from_numpy(frame_batch(ds.images.numpy(), FrameSpec.from_dict(ck.meta["frame"])))
+        shown = (images.numpy() * 255).round().astype(np.uint8)
+        images = images.unsqueeze(1)
+    else:
+        images = ds.images
+        shown = ds.images.numpy()
+    probs = predict_probs(model, images).numpy()
+    metrics = compute_metrics(labels.numpy(), probs, classes)
+    info = {"model": str(args.checkpoint or "digits"), "checkpoint": str(path), "architecture": ck.meta["arch"],
+            "parameters": ck.meta.get("parameters"), "trained on": ck.meta.get("dataset", {}).get("name"),
+            "dataset": f"{args.dataset} ({args.split}, {len(labels)} images)",
+            "preprocessing": "Scrawl's framing (as for a user's image)" if reframe else "none (the dataset's own framing)"}
+    paths = write_report(Path(args.out), metrics=metrics, images=shown, labels=labels.numpy(), probs=probs,
+                         classes=classes, history=ck.meta.get("history"), title=f"Scrawl evaluation: {args.dataset}", info=info)
+    print(f"{args.dataset} {args.split}: accuracy {metrics['accuracy']:.4%} ({metrics['errors']} errors / {metrics['n']}), "
+          f"loss {metrics['loss']:.4f}")
+    print(f"report: {paths.get('report.md', Path(args.out) / 'report.md')}")
+    return 0
+
+
+# --- predict ----------------------------------------------------------------------------------
+
+def expand_paths(patterns: list[str]) -> list[str]:
+    """Files as given, folders as their image files (sorted), globs expanded. Unknown paths are kept
+    so they get a per-file error."""
+    out: list[str] = []
+    for pat in patterns:
+        p = Path(pat)
+        if p.is_dir():
+            out.extend(sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        elif not p.exists() and glob.has_magic(pat):
+            matches = sorted(m for m in glob.glob(pat, recursive=True) if os.path.isfile(m))
+            out.extend(matches if matches else [pat])
+        else:
+            out.append(pat)
+    return out
+
+
+def cmd_predict(args) -> int:
+    from .inference import Recognizer
+
+    if args.top_k < 1:
+        raise ScrawlError("--top-k must be at least 1")
+    rec = Recognizer(args.model)
+    paths = expand_paths(args.paths)
+    failures = 0
+    if not args.json:
+        print(f"{'path':<40} {'label':>5} {'conf':>7}  top-{args.top_k}")
+    for path in paths:
+        try:
+            pred = rec.predict(path, top_k=args.top_k)
+        except ScrawlError as exc:
+            failures += 1
+            if args.json:
+                print(json.dumps({"path": path, "error": str(exc)}), flush=True)
+            else:
+                print(f"{path:<40} error: {exc}", flush=True)
+            continue
+        if args.json:
+            print(json.dumps({"path": path, **pred.to_dict()}), flush=True)
+        else:
+            alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
+            print(f"{path:<40} {pred.label:>5} {pred.confidence:7.1%}  {alts}", flush=True)
+    if failures and not args.json:
+        print(f"{failures} of {len(paths)} inputs could not be read", file=sys.stderr)
+    return 1 if failures else 0
