@@ -1,0 +1,98 @@
+"""The `scrawl` command end to end: predict, evaluate, train, data; errors without tracebacks."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scrawl.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "scrawl" / "assets" / "samples"
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "scrawl", *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_help_and_version():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "predict" in r.stdout and "train" in r.stdout
+    assert run_cli("--version").stdout.startswith("scrawl ")
+
+
+def test_predict_bundled_samples_table():
+    r = run_cli("predict", SAMPLES)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert len(rows) == 10
+    for row in rows:
+        truth = Path(row[0]).name[0]  # sample files are named after their digit
+        assert row[1] == truth, row
+
+
+def test_predict_json_with_a_bad_file_in_the_batch(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    shutil.copy(SAMPLES / "7-paper.webp", tmp_path / "seven.webp")
+    r = run_cli("predict", "--json", "--top-k", "2", bad, tmp_path / "seven.webp", tmp_path / "missing.png")
+    assert r.returncode == 1
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["path"] for d in lines] == [str(bad), str(tmp_path / "seven.webp"), str(tmp_path / "missing.png")]
+    assert "error" in lines[0] and "error" in lines[2]
+    assert lines[1]["label"] == "7" and 0 < lines[1]["confidence"] <= 1
+    assert len(lines[1]["top_k"]) == 2 and lines[1]["top_k"][0]["label"] == "7"
+    assert "Traceback" not in r.stderr
+
+
+def test_predict_glob(tmp_path):
+    for name in ("0-paper.png", "1-white-on-black.png", "3-photo.jpg"):
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    r = run_cli("predict", "--json", str(tmp_path / "*.png"))
+    assert r.returncode == 0
+    assert [json.loads(line)["label"] for line in r.stdout.splitlines()] == ["0", "1"]
+
+
+def test_unknown_model_is_a_clear_error(capsys):
+    assert main(["predict", "--model", "nonesuch", str(SAMPLES / "0-paper.png")]) == 2
+    err = capsys.readouterr().err
+    assert "no model 'nonesuch'" in err and "digits" in err
+
+
+def test_train_refuses_to_overwrite_a_run(tmp_path, capsys):
+    (tmp_path / "last.pt").write_bytes(b"x")
+    assert main(["train", "--out", str(tmp_path)]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_data_list_names_the_folder(tmp_path):
+    r = run_cli("data", "list", "--data-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert str(tmp_path) in r.stdout and "mnist" in r.stdout and "missing" in r.stdout
+
+
+def test_evaluate_offline_without_data_says_what_is_missing(tmp_path):
+    r = run_cli("evaluate", "--data-dir", tmp_path, "--out", tmp_path / "rep", env={"SCRAWL_MIRRORS": "http://127.0.0.1:9/", "PATH": ""})
+    assert r.returncode == 2
+    assert "t10k-images-idx3-ubyte" in r.stderr and str(tmp_path) in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.realdata
+def test_train_then_evaluate_end_to_end(real_data_dir, tmp_path):
+    run = tmp_path / "run"
+    r = run_cli("train", "--recipe", "fast", "--epochs", "1", "--limit", "3000", "--no-progress",
+                "--data-dir", real_data_dir, "--out", run)
+    assert r.returncode == 0, r.stderr
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    rep = tmp_path / "report"
+    r = run_cli("evaluate", run / "best.pt", "--data-dir", real_data_dir, "--out", rep)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((rep / "metrics.json").read_text())
+    assert metrics["n"] == 10000 and metrics["accuracy"] > 0.85
+    assert f"{metrics['accuracy']:.4%}" in r.stdout
+    for name in ("report.md", "curves.png", "confusion.png", "errors.png"):
+        assert (rep / name).is_file(), name
+    report = (rep / "report.md").read_text()
+    assert "confusion.png" in report and "errors.png" in report

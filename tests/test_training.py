@@ -1,0 +1,112 @@
+"""Training: smoke run with an accuracy floor, exact resume after SIGTERM, repeatability, CLI Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+import scrawl.training as training
+from scrawl.checkpoint import load_checkpoint
+from scrawl.training import RECIPES, TrainingInterrupted, train
+
+pytestmark = pytest.mark.realdata
+
+TINY = replace(RECIPES["default"], model="fastnet", model_config={"width": 8}, epochs=2, batch_size=64, limit=640,
+               precision="fp32")
+
+
+def _weights(path):
+    return load_checkpoint(path).state_dict
+
+
+def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
+    cfg = replace(RECIPES["fast"], epochs=1, limit=6000)
+    result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
+    assert result["best_val_acc"] >= 0.90, result["history"]
+    ck = load_checkpoint(result["best"])
+    assert ck.meta["classes"] == [str(d) for d in range(10)]
+    assert ck.meta["history"][0]["epoch"] == 1 and ck.meta["dataset"]["train_images"] == 6000
+    # The test set was never touched by training; check the model generalises to it.
+    from scrawl.data import load_dataset
+    from scrawl.training import predict_probs
+
+    test = load_dataset("mnist", "test", real_data_dir)
+    acc = (predict_probs(ck.build_model(), test.images[:2000]).argmax(1) == test.labels[:2000]).float().mean()
+    assert acc >= 0.90
+
+
+def test_same_seed_same_weights_other_seed_differs(real_data_dir, tmp_path):
+    cfg = replace(TINY, epochs=1)
+    a = train(cfg, tmp_path / "a", data_dir=real_data_dir, progress=False)
+    b = train(cfg, tmp_path / "b", data_dir=real_data_dir, progress=False)
+    c = train(replace(cfg, seed=1), tmp_path / "c", data_dir=real_data_dir, progress=False)
+    wa, wb, wc = _weights(a["last"]), _weights(b["last"]), _weights(c["last"])
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(real_data_dir, tmp_path, monkeypatch):
+    straight = train(TINY, tmp_path / "straight", data_dir=real_data_dir, progress=False)
+
+    calls = {"n": 0}
+    real_augment = training.augment_batch
+
+    def augment_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 13:  # epoch 2 of 2 (10 steps per epoch), step 3
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_augment(*args, **kwargs)
+
+    monkeypatch.setattr(training, "augment_batch", augment_then_signal)
+    out = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at epoch 2, step 3"):
+        train(TINY, out, data_dir=real_data_dir, progress=False)
+    state = load_checkpoint(out / "last.pt").training_state
+    assert (state["epoch"], state["step"]) == (1, 3)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    monkeypatch.setattr(training, "augment_batch", real_augment)
+
+    resumed = train(TINY, out, data_dir=real_data_dir, resume=True, progress=False)
+    w1, w2 = _weights(straight["last"]), _weights(resumed["last"])
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    h1, h2 = straight["history"], resumed["history"]
+    assert [h["val_acc"] for h in h1] == [h["val_acc"] for h in h2]
+    assert [round(h["train_loss"], 6) for h in h1] == [round(h["train_loss"], 6) for h in h2]
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path):
+    from scrawl.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(TINY, tmp_path, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_leaves_a_resumable_run(real_data_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scrawl", "train", "--recipe", "fast", "--limit", "20000", "--epochs", "2",
+           "--data-dir", str(real_data_dir), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "epoch 1/2" not in seen and time.monotonic() < deadline:  # the progress bar has started
+        seen += proc.stderr.read(1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: scrawl train --resume" in err
+    assert "Traceback" not in err
+    ck = load_checkpoint(out / "last.pt")
+    assert ck.training_state["step"] > 0
+    done = subprocess.run(cmd[:3] + ["--resume", "--no-progress", "--data-dir", str(real_data_dir), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    final = load_checkpoint(out / "last.pt")
+    assert final.meta["epochs_done"] == 2 and len(final.meta["history"]) == 2
+    assert final.meta["history"][-1]["val_acc"] > 0.95
