@@ -185,6 +185,18 @@ def test_load_image_divides_out_uneven_lighting():
     assert corr(out, ink) > 0.95
 
 
+def test_coloured_ink_under_a_lighting_gradient():
+    # Blue ink, light falling off across the page: the dim half of the paper outweighs dark ink in a
+    # global histogram, so polarity must be judged against the local background level.
+    ink = draw_digit(10).astype(np.float32) / 255
+    page = np.zeros((360, 360), np.float32)
+    page[40:320, 40:320] = ink
+    light = np.linspace(120, 245, 360)[None, :].repeat(360, 0) + np.random.default_rng(1).normal(0, 6, (360, 360))
+    rgb = np.stack([light * (1 - 0.55 * page), light * (1 - 0.45 * page), light * (1 - 0.15 * page)], -1)
+    out = load_image(encode(np.clip(rgb, 0, 255).astype(np.uint8), "JPEG", quality=85))
+    assert corr(out, page) > 0.9
+
+
 def test_faint_pencil_is_read(digit):
     big = cv2.resize(digit, (280, 280), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
     pencil = 0.85 * (1 - 0.3 * big) + np.random.default_rng(5).normal(0, 0.01, big.shape)

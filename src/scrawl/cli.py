@@ -218,8 +218,9 @@ def cmd_predict(args) -> int:
     rec = Recognizer(args.model)
     paths = expand_paths(args.paths)
     failures = 0
+    width = max([len(p) for p in paths] + [4])
     if not args.json:
-        print(f"{'path':<40} {'label':>5} {'conf':>7}  top-{args.top_k}")
+        print(f"{'path':<{width}} {'label':>5} {'conf':>7}  top-{args.top_k}")
     for path in paths:
         try:
             pred = rec.predict(path, top_k=args.top_k)
@@ -228,13 +229,13 @@ def cmd_predict(args) -> int:
             if args.json:
                 print(json.dumps({"path": path, "error": str(exc)}), flush=True)
             else:
-                print(f"{path:<40} error: {exc}", flush=True)
+                print(f"{path:<{width}} error: {exc}", flush=True)
             continue
         if args.json:
             print(json.dumps({"path": path, **pred.to_dict()}), flush=True)
         else:
             alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
-            print(f"{path:<40} {pred.label:>5} {pred.confidence:7.1%}  {alts}", flush=True)
+            print(f"{path:<{width}} {pred.label:>5} {pred.confidence:7.1%}  {alts}", flush=True)
     if failures and not args.json:
         print(f"{failures} of {len(paths)} inputs could not be read", file=sys.stderr)
     return 1 if failures else 0

@@ -360,10 +360,12 @@ def _ink_from_gray(g: np.ndarray) -> np.ndarray:
     if hi - lo < 2 / 255:  # flat image
         return np.zeros_like(g)
     med = _hist_percentile(hist, 50)
-    # Polarity: the ink is on the side of the background level (the median) with more deviation mass;
-    # noise is symmetric and cancels, sparse ink (a thin line, 0.1% of a canvas) still counts.
-    dark_mass = float(hist @ np.maximum(med - levels, 0))
-    light_mass = float(hist @ np.maximum(levels - med, 0))
+    # Polarity: the ink is on the side of the background level with more deviation mass; noise is
+    # symmetric and cancels, sparse ink (a thin line, 0.1% of a canvas) still counts. The background
+    # level is a large median filter, so a lighting gradient across a photo doesn't outweigh the ink.
+    residual = g - _local_median(g, med)
+    dark_mass = float(np.maximum(-residual, 0).sum())
+    light_mass = float(np.maximum(residual, 0).sum())
     if dark_mass > light_mass:  # background is the light side: dark ink on paper
         bg = _background(g, med, light=True)
         x = 1 - g / np.maximum(bg, max(BG_MIN_REL * med, 1 / 255))  # divide out the lighting
@@ -371,6 +373,18 @@ def _ink_from_gray(g: np.ndarray) -> np.ndarray:
         bg = _background(g, med, light=False)
         x = g - np.minimum(bg, med + 0.25 * (hi - med))
     return _normalise(np.clip(x, 0, 1).astype(np.float32))
+
+
+def _local_median(g: np.ndarray, med: float):
+    """Polarity-agnostic background level: a median filter a third of the image wide (at 128 px)."""
+    h, w = g.shape
+    if min(h, w) < FLATTEN_MIN_SIDE:
+        return np.float32(med)
+    s = BG_SIDE / max(h, w)
+    small = cv2.resize(_u8(g), (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    k = max(3, int(BG_KERNEL_FRAC * BG_SIDE) | 1)
+    small = cv2.medianBlur(small, k)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
 
 
 def _background(g: np.ndarray, med: float, light: bool):

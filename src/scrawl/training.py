@@ -268,7 +268,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
             if progress:
                 tqdm.write(f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({seconds:.1f}s)")
             epoch, start_step, sums = epoch + 1, 0, [0.0, 0, 0]
-            if val_acc > best_acc:
+            if val_acc >= best_acc:  # ties go to the later epoch (lower learning rate)
                 best_acc = val_acc
                 checkpoint(best_path, with_state=False, step=0, ep=epoch)
             checkpoint(last_path, with_state=True, step=0, ep=epoch)

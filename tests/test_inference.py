@@ -1,0 +1,80 @@
+"""Recognizer with the bundled digit model: the same digit gets the same answer however it arrives."""
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scrawl import Recognizer
+from scrawl.errors import EmptyImageError, ImageError
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Recognizer()
+
+
+@pytest.fixture(scope="module")
+def digits(real_data_dir):
+    raw = gzip.open(real_data_dir / "mnist" / "t10k-images-idx3-ubyte.gz").read()
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
+    labels = np.frombuffer(gzip.open(real_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    return images[:40], labels[:40]
+
+
+def _png(array, mode=None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _variants(img: np.ndarray) -> dict[str, object]:
+    big = np.array(Image.fromarray(img).resize((280, 280), Image.BICUBIC))
+    page = np.zeros((500, 700), np.uint8)
+    page[300:440, 40:180] = np.array(Image.fromarray(img).resize((140, 140), Image.BICUBIC))
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = big  # black strokes on a transparent canvas
+    rgba_white = rgba.copy()
+    rgba_white[..., :3] = 255  # white strokes on a transparent canvas
+    return {
+        "scaled 10x": _png(big),
+        "shifted on a big page": _png(page),
+        "dark ink on white": _png(255 - big),
+        "transparent canvas, black ink": _png(rgba, "RGBA"),
+        "transparent canvas, white ink": _png(rgba_white, "RGBA"),
+    }
+
+
+@pytest.mark.realdata
+def test_same_prediction_however_the_digit_arrives(rec, digits):
+    images, labels = digits
+    disagreements = []
+    for img, label in zip(images, labels):
+        plain = rec.predict(img).label
+        for name, data in _variants(img).items():
+            got = rec.predict(data).label
+            if got != plain:
+                disagreements.append((int(label), name, plain, got))
+    # 40 digits x 5 variants: allow at most one borderline digit to flip.
+    assert len(disagreements) <= 1, disagreements
+    assert sum(rec.predict(img).label == str(lab) for img, lab in zip(images, labels)) >= 39
+
+
+def test_prediction_shape_and_top_k(rec):
+    img = np.zeros((100, 100), np.uint8)
+    img[20:80, 45:55] = 255  # a bar: a '1'
+    pred = rec.predict(img, top_k=4)
+    assert pred.label == "1" and pred.top_k[0] == (pred.label, pred.confidence)
+    assert len(pred.top_k) == 4 and [p for _, p in pred.top_k] == sorted((p for _, p in pred.top_k), reverse=True)
+    assert pred.framed.shape == (28, 28)
+    d = pred.to_dict()
+    assert d["label"] == "1" and len(d["top_k"]) == 4
+
+
+def test_blank_and_broken_images(rec):
+    with pytest.raises(EmptyImageError):
+        rec.predict(np.full((200, 200), 255, np.uint8))
+    with pytest.raises(ImageError):
+        rec.predict(b"not an image")
