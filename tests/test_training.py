@@ -25,9 +25,9 @@ def _weights(path):
 
 
 def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
-    cfg = replace(RECIPES["fast"], epochs=1, limit=6000)
+    cfg = replace(RECIPES["fast"], epochs=1, limit=6000, batch_size=64)
     result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
-    assert result["best_val_acc"] >= 0.90, result["history"]
+    assert result["best_val_acc"] >= 0.93, result["history"]
     ck = load_checkpoint(result["best"])
     assert ck.meta["classes"] == [str(d) for d in range(10)]
     assert ck.meta["history"][0]["epoch"] == 1 and ck.meta["dataset"]["train_images"] == 6000
@@ -37,7 +37,7 @@ def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
 
     test = load_dataset("mnist", "test", real_data_dir)
     acc = (predict_probs(ck.build_model(), test.images[:2000]).argmax(1) == test.labels[:2000]).float().mean()
-    assert acc >= 0.90
+    assert acc >= 0.93
 
 
 def test_same_seed_same_weights_other_seed_differs(real_data_dir, tmp_path):
@@ -104,7 +104,7 @@ def test_cli_ctrl_c_leaves_a_resumable_run(real_data_dir, tmp_path):
     assert "Traceback" not in err
     ck = load_checkpoint(out / "last.pt")
     assert ck.training_state["step"] > 0
-    done = subprocess.run(cmd[:3] + ["--resume", "--no-progress", "--data-dir", str(real_data_dir), "--out", str(out)],
+    done = subprocess.run(cmd[:4] + ["--resume", "--no-progress", "--data-dir", str(real_data_dir), "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     final = load_checkpoint(out / "last.pt")

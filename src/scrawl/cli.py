@@ -105,13 +105,24 @@ def cmd_data(args) -> int:
             for path in paths.values():
                 print(f"ok  {path}")
         return 0
-    rows = data.dataset_status(args.data_dir, verify=args.data_command == "verify")
+    verify = args.data_command == "verify"
+    rows = data.dataset_status(args.data_dir, verify=verify)
     print(f"data folder: {data.resolve_data_dir(args.data_dir)}")
     bad = 0
     for row in rows:
-        state = row["state"]
-        bad += state not in ("ok", "present", "missing")
-        print(f"  {row['name']:<16} {row['split']:<5} {state:<8} {row.get('detail', '')}")
+        if not row["present"]:
+            missing = [f["file"] for f in row["files"] if not f["present"] and f["role"] != "mapping"]
+            state, detail = "missing", ", ".join(missing)
+        elif row["verified"] is False:
+            bad += 1
+            state = "BAD"
+            detail = "; ".join(f"{f['file']}: {f['detail']}" for f in row["files"] if f["verified"] is False)
+        else:
+            state = "ok" if row["verified"] else "present"
+            detail = "checksums verified" if row["verified"] else ("" if not verify else "no pinned checksum")
+        print(f"  {row['dataset']:<16} {row['split']:<5} {state:<8} {detail}")
+    if not verify:
+        print("(run `scrawl data verify` to check checksums; `scrawl data download NAME` fetches a dataset)")
     return 1 if bad else 0
 
 
