@@ -25,7 +25,7 @@ def _weights(path):
 
 
 def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
-    cfg = replace(RECIPES["fast"], epochs=1, limit=6000, batch_size=64)
+    cfg = replace(RECIPES["fast"], limit=6000)
     result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
     assert result["best_val_acc"] >= 0.93, result["history"]
     ck = load_checkpoint(result["best"])

@@ -58,7 +58,7 @@ class TrainConfig:
 # `keras` trains the seed's network the way the seed notebook did (Adam 1e-3, no augmentation).
 RECIPES: dict[str, TrainConfig] = {
     "default": TrainConfig(),
-    "fast": TrainConfig(model="fastnet", epochs=2, batch_size=128, lr=6e-3, warmup=0.2, augment=None, label_smoothing=0.0),
+    "fast": TrainConfig(model="fastnet", epochs=1, batch_size=64, lr=4e-3, warmup=0.2, augment=None, label_smoothing=0.0),
     "keras": TrainConfig(model="baseline", epochs=10, optimizer="adam", lr=1e-3, schedule="constant",
                          weight_decay=0.0, label_smoothing=0.0, augment=None),
 }
