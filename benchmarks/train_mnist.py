@@ -100,6 +100,12 @@ def main() -> None:
     env = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
            "cores": os.cpu_count(), "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # Rows from an earlier invocation that this one did not rerun (--only) are kept.
+    previous = RESULTS / "train_mnist.json"
+    if previous.exists() and args.only:
+        fresh = {r["name"] for r in rows}
+        kept = [r for r in json.loads(previous.read_text())["rows"] if r["name"] not in fresh]
+        rows = sorted(kept + rows, key=lambda r: list(RUNS).index(r["name"]) if r["name"] in RUNS else len(RUNS))
     (RESULTS / "train_mnist.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
     lines = [
         f"MNIST training on {env['cores']} CPU cores (torch {env['torch']}, {env['date']}); "

@@ -681,3 +681,37 @@ def test_real_checksums_verified(real_data_dir):
         for fname in info.all_files():
             digest = info.sha256.get(fname)
             assert digest is None or (len(digest) == 64 and int(digest, 16) >= 0)
+
+
+@pytest.mark.realdata
+def test_byclass_test_half_resplit_is_fixed_and_disjoint(real_data_dir):
+    import torch
+
+    full = data.load_dataset("emnist-byclass", "test", real_data_dir)
+    train = data.load_dataset("emnist-byclass-testhalf", "train", real_data_dir)
+    test = data.load_dataset("emnist-byclass-testhalf", "test", real_data_dir)
+    assert len(train) + len(test) == len(full) == 116_323
+    assert len(test) == round(len(full) * data.RESPLITS["emnist-byclass-testhalf"][2])
+    assert train.classes == full.classes and len(train.classes) == 62
+    # Together the parts hold every image exactly once: label counts add up ...
+    assert torch.equal(train.labels.bincount(minlength=62) + test.labels.bincount(minlength=62),
+                       full.labels.bincount(minlength=62))
+    # ... and no image of the test part is in the train part (compare exact pixel rows).
+    seen = {bytes(img) for img in train.images[:, 10:18].reshape(len(train), -1).numpy()}
+    overlap = sum(bytes(img) in seen for img in test.images[:2000, 10:18].reshape(2000, -1).numpy())
+    assert overlap <= 5  # NIST holds a few exact duplicates; a leak would be ~80%
+    again = data.load_dataset("emnist-byclass-testhalf", "test", real_data_dir)
+    assert torch.equal(again.labels, test.labels) and torch.equal(again.images, test.images)
+
+
+@pytest.mark.realdata
+def test_femnist_sample_loads_ink_bright(real_data_dir):
+    ds = data.load_dataset("femnist-sample", "test", real_data_dir)
+    assert len(ds) == 4088 and len(ds.classes) == 62 and ds.classes[10] == "A"
+    border = ds.images[:, 0, :].float().mean()
+    assert border < 40  # background dark after flipping LEAF's white paper
+
+
+def test_femnist_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="femnist_leaf_sample.npz is missing"):
+        data.load_dataset("femnist-sample", "test", tmp_path)

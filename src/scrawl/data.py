@@ -913,11 +913,37 @@ def _classes_for(info: DatasetInfo, mapping: Path | None) -> list[str]:
     return classes
 
 
+# Datasets derived from the files above, for what can be trained offline here (see SOURCES.md):
+# name -> (source dataset, source split, test fraction, fixed seed). The source split is cut once,
+# by the fixed seed, into a "train" part and a "test" part that never mix; training then holds out
+# its own validation part from "train". Figures on these are NOT official EMNIST test results.
+RESPLITS: dict[str, tuple[str, str, float, int]] = {
+    "emnist-byclass-testhalf": ("emnist-byclass", "test", 0.2, 20171201),
+}
+# LEAF's FEMNIST sample (other pixel processing, ink dark on white, grouped by writer): a robustness
+# check for character models, not a benchmark. File: <data_dir>/femnist_leaf_sample/femnist_leaf_sample.npz
+FEMNIST = "femnist-sample"
+FEMNIST_FILE = ("femnist_leaf_sample", "femnist_leaf_sample.npz")
+
+
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None, *,
                  download: bool = True, mirrors: list[str] | None = None, progress: bool = False) -> Dataset:
     """Load one split as a `Dataset` (images upright, uint8; labels int64 from 0), downloading the
     files first if needed (see `ensure_files`)."""
     import torch
+
+    key = str(name).strip().lower().replace("_", "-")
+    if key in RESPLITS:
+        source, source_split, test_fraction, seed = RESPLITS[key]
+        if split not in ("train", "test"):
+            raise DataError(f"{key} has no split {split!r}: choose train or test")
+        full = load_dataset(source, source_split, data_dir, download=download, mirrors=mirrors, progress=progress)
+        train_idx, test_idx = split_train_val(len(full), test_fraction, seed)
+        idx = train_idx if split == "train" else test_idx
+        return Dataset(name=key, split=split, images=full.images[idx].contiguous(), labels=full.labels[idx].contiguous(),
+                       classes=full.classes)
+    if key == FEMNIST:
+        return _load_femnist(split, data_dir)
 
     info = _info(name)
     paths = ensure_files(info.name, split, data_dir, download=download, mirrors=mirrors, progress=progress)
@@ -950,6 +976,29 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     log.info("loaded %s %s: %d images, %d classes", info.name, split, len(labels), len(classes))
     return Dataset(name=info.name, split=split, images=torch.from_numpy(images), labels=label_tensor,
                    classes=classes)
+
+
+def _load_femnist(split: str, data_dir) -> Dataset:
+    import torch
+
+    if split not in ("train", "test"):
+        raise DataError(f"{FEMNIST} has no split {split!r}: choose train or test")
+    root, how = _resolve_with_source(data_dir)
+    path = root.joinpath(*FEMNIST_FILE)
+    if not path.is_file():
+        raise DataError(f"{FEMNIST}: {path} is missing (looked in {root}, chosen by {how}); it is LEAF's FEMNIST "
+                        "sample as a numpy .npz with train_images/train_labels/test_images/test_labels")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            images, labels = z[f"{split}_images"], z[f"{split}_labels"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: not a readable FEMNIST sample: {exc}") from None
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise DataError(f"{path}: expected (N, 28, 28) images with N labels, got {images.shape} and {labels.shape}")
+    # LEAF stores dark ink on white (255 = background): flip to Scrawl's ink-bright convention.
+    images = 255 - images.astype(np.uint8)
+    return Dataset(name=FEMNIST, split=split, images=torch.from_numpy(np.ascontiguousarray(images)),
+                   labels=torch.from_numpy(labels.astype(np.int64)), classes=list(_DIGITS + _UPPER + _LOWER))
 
 
 def split_train_val(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,14 +16,44 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .errors import CheckpointError
+from .errors import CheckpointError, ScrawlError
 from .preprocess import FrameSpec, frame, to_tensor
 
 log = logging.getLogger(__name__)
 
 # Models shipped inside the package (src/scrawl/assets), by the name users type.
-BUNDLED = {"digits": "digits.pt"}
+BUNDLED = {"digits": "digits.pt", "chars": "chars.pt"}
 DEFAULT_MODEL = "digits"
+
+_DIGITS = "0123456789"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = _UPPER.lower()
+# Named character sets that restrict answers at inference time (by masking logits), so a user who
+# knows they wrote a number never gets 'O' for '0' or 'l' for '1'.
+CHARSETS = {"digits": _DIGITS, "upper": _UPPER, "lower": _LOWER, "letters": _UPPER + _LOWER,
+            "alnum": _DIGITS + _UPPER + _LOWER}
+# EMNIST ByMerge's merge of case pairs whose glyphs look alike (Cohen et al. 2017): these lower-case
+# letters count as their capital. The other 11 lower-case letters keep their own class.
+MERGED_CASE = {c: c.upper() for c in "cijklmopsuvwxyz"}
+
+
+def charset_indices(classes: list[str], charset: str | None) -> list[int] | None:
+    """Indices of `classes` allowed by a named charset; None means all. Raises ScrawlError for an
+    unknown name or a charset the model cannot answer in."""
+    if charset is None or charset == "all":
+        return None
+    if charset not in CHARSETS:
+        raise ScrawlError(f"unknown charset {charset!r}; choose one of: {', '.join(CHARSETS)}")
+    allowed = [i for i, c in enumerate(classes) if c in CHARSETS[charset]]
+    if not allowed:
+        raise ScrawlError(f"this model knows none of the characters in charset {charset!r} (it reads {''.join(classes)})")
+    return allowed
+
+
+def merge_map(classes: list[str]) -> dict[str, str] | None:
+    """The ByMerge case merge for a model that has both cases of a look-alike pair, else None."""
+    merge = {c: u for c, u in MERGED_CASE.items() if c in classes and u in classes}
+    return merge or None
 
 
 def bundled_path(name: str) -> Path:
@@ -77,29 +107,35 @@ class Recognizer:
     def meta(self) -> dict:
         return self.checkpoint.meta
 
-    @torch.no_grad()
-    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) float inputs -> (N, C) probabilities."""
-        logits = self.model(batch.contiguous(memory_format=torch.channels_last))
-        return torch.softmax(logits.float(), dim=1)
+    @torch.inference_mode()
+    def probabilities(self, batch: torch.Tensor, charset: str | None = None) -> torch.Tensor:
+        """(N, 1, 28, 28) float inputs -> (N, C) probabilities; classes outside `charset` get 0."""
+        logits = self.model(batch.contiguous(memory_format=torch.channels_last)).float()
+        allowed = charset_indices(self.classes, charset)
+        if allowed is not None:
+            mask = torch.full((len(self.classes),), float("-inf"))
+            mask[allowed] = 0.0
+            logits = logits + mask
+        return torch.softmax(logits, dim=1)
 
     def frame(self, image) -> np.ndarray:
         """The model's view of `image`: (28, 28) float; raises ImageError / EmptyImageError."""
         return frame(image, self.spec)
 
-    def predict(self, image, top_k: int = 3) -> Prediction:
-        """Read one image (a path, bytes, PIL image or array)."""
+    def predict(self, image, top_k: int = 3, charset: str | None = None) -> Prediction:
+        """Read one image (a path, bytes, PIL image or array); `charset` restricts the answer."""
         framed = self.frame(image)
-        probs = self.probabilities(to_tensor(framed))[0]
-        return self._prediction(probs, framed, top_k)
+        probs = self.probabilities(to_tensor(framed), charset)[0]
+        return self._prediction(probs, framed, top_k, charset)
 
-    def predict_framed(self, framed: np.ndarray, top_k: int = 3) -> list[Prediction]:
+    def predict_framed(self, framed: np.ndarray, top_k: int = 3, charset: str | None = None) -> list[Prediction]:
         """Predictions for already framed images (N, 28, 28), in one batch."""
-        probs = self.probabilities(to_tensor(framed))
-        return [self._prediction(p, f, top_k) for p, f in zip(probs, framed)]
+        probs = self.probabilities(to_tensor(framed), charset)
+        return [self._prediction(p, f, top_k, charset) for p, f in zip(probs, framed)]
 
-    def _prediction(self, probs: torch.Tensor, framed: np.ndarray, top_k: int) -> Prediction:
-        k = max(1, min(top_k, len(self.classes)))
+    def _prediction(self, probs: torch.Tensor, framed: np.ndarray, top_k: int, charset: str | None = None) -> Prediction:
+        allowed = charset_indices(self.classes, charset)
+        k = max(1, min(top_k, len(self.classes) if allowed is None else len(allowed)))
         values, indices = probs.topk(k)
         top = [(self.classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
         return Prediction(label=top[0][0], confidence=top[0][1], top_k=top, framed=framed)

@@ -59,6 +59,9 @@ class TrainConfig:
 RECIPES: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "fast": TrainConfig(model="fastnet", epochs=1, batch_size=64, lr=4e-3, warmup=0.2, augment=None, label_smoothing=0.0),
+    # The bundled 62-class character model: EMNIST ByClass's test half, re-split (see scrawl.data.RESPLITS).
+    "chars": TrainConfig(dataset="emnist-byclass-testhalf", epochs=20,
+                         augment=AugmentConfig(rotate=10.0, scale=0.1, shear=0.2, translate=2.0, stroke=0.2).to_dict()),
     "keras": TrainConfig(model="baseline", epochs=10, optimizer="adam", lr=1e-3, schedule="constant",
                          weight_decay=0.0, label_smoothing=0.0, augment=None),
 }
@@ -69,7 +72,10 @@ class TrainingInterrupted(ScrawlError):
 
 
 def dataset_framing(name: str) -> str:
-    """Which framing a dataset's images were made with (see scrawl.preprocess.FrameSpec)."""
+    """Which framing a dataset's images were made with (see scrawl.preprocess.FrameSpec); "leaf" is
+    LEAF's FEMNIST resizing, which no model is trained on, so evaluation always reframes it."""
+    if name.startswith("femnist"):
+        return "leaf"
     return "emnist" if name.startswith("emnist") else "mnist"
 
 
