@@ -78,3 +78,48 @@ def test_blank_and_broken_images(rec):
         rec.predict(np.full((200, 200), 255, np.uint8))
     with pytest.raises(ImageError):
         rec.predict(b"not an image")
+
+
+def test_charset_masks_the_answer(rec):
+    from scrawl import cli
+    from scrawl.inference import CHARSETS, charset_indices
+    from scrawl.errors import ScrawlError
+
+    assert set(cli.CHARSETS) == set(CHARSETS)  # the CLI's copy (kept to avoid importing torch) agrees
+    img = np.zeros((100, 100), np.uint8)
+    img[20:80, 45:55] = 255
+    masked = rec.predict(img, top_k=10, charset="digits")
+    assert all(c in CHARSETS["digits"] for c, _ in masked.top_k)
+    assert abs(sum(p for _, p in masked.top_k) - 1) < 1e-4
+    with pytest.raises(ScrawlError, match="knows none"):
+        rec.predict(img, charset="upper")
+    with pytest.raises(ScrawlError, match="unknown charset"):
+        charset_indices(rec.classes, "klingon")
+    classes = list("0123456789ABCabc")
+    assert charset_indices(classes, "upper") == [10, 11, 12]
+    assert charset_indices(classes, "letters") == [10, 11, 12, 13, 14, 15]
+    assert charset_indices(classes, None) is None
+
+
+def test_charset_on_a_62_class_model_never_leaves_the_set(tmp_path):
+    import torch
+
+    from scrawl.checkpoint import save_checkpoint
+    from scrawl.inference import CHARSETS, merge_map
+    from scrawl.models import build_model
+
+    classes = list(CHARSETS["alnum"])
+    torch.manual_seed(0)
+    meta = {"arch": "fastnet", "model_config": {"num_classes": 62, "width": 8}, "classes": classes,
+            "frame": {"framing": "emnist", "size": 28, "box": 20}}
+    path = save_checkpoint(tmp_path / "c.pt", meta, build_model("fastnet", num_classes=62, width=8).state_dict())
+    rec62 = Recognizer(path)
+    rng = np.random.default_rng(0)
+    for name, allowed in CHARSETS.items():
+        for _ in range(5):
+            img = (rng.random((40, 40)) > 0.7).astype(np.uint8) * 255
+            img[:5] = img[-5:] = 0
+            pred = rec62.predict(img, top_k=5, charset=name)
+            assert pred.label in allowed and all(c in allowed for c, _ in pred.top_k)
+    merge = merge_map(classes)
+    assert merge["o"] == "O" and merge["s"] == "S" and "a" not in merge and len(merge) == 15

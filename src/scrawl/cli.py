@@ -1,4 +1,4 @@
-"""The `scrawl` command: data, train, evaluate, predict.
+"""The `scrawl` command: data, train, evaluate, predict, serve.
 
 The only module that prints. Every user mistake surfaces as a ScrawlError: one line on stderr,
 exit status 2, no traceback.
@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 from .errors import ScrawlError
+
+# Named charsets, kept here too so `scrawl --help` doesn't import torch (see scrawl.inference.CHARSETS).
+CHARSETS = ("alnum", "digits", "letters", "lower", "upper")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -58,27 +61,38 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_arg(t)
 
     e = sub.add_parser("evaluate", help="accuracy, classification report, confusion matrix and error gallery")
-    e.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file or bundled model name (default: digits)")
+    e.add_argument("checkpoint", nargs="?", default=None, help="bundled model name (digits, chars) or checkpoint file (default: digits)")
     e.add_argument("--dataset", default="mnist", help="dataset to evaluate on (default: mnist)")
     e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument("--reframe", choices=["auto", "yes", "no"], default="auto",
                    help="pass images through Scrawl's preprocessing first (auto: when the dataset was framed "
                         "differently from the model's training data)")
+    e.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     e.add_argument("--out", default="reports/latest", help="report folder (default: reports/latest)")
     data_dir_arg(e)
 
     pr = sub.add_parser("predict", help="read images: files, folders or globs")
     pr.add_argument("paths", nargs="+", metavar="PATH")
-    pr.add_argument("--model", default=None, help="bundled model name or checkpoint path (default: digits)")
+    pr.add_argument("--model", default=None, help="bundled model name (digits, chars) or checkpoint path (default: digits)")
     pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     pr.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
+
+    sv = sub.add_parser("serve", help="start the web app: a drawing page and a REST API")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    sv.add_argument("--model", action="append", default=None, metavar="MODEL",
+                    help="bundled model name or checkpoint path; repeat or comma-separate for several, "
+                         "the first is the default (default: every bundled model, digits first)")
+    sv.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MiB (default: 10)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handler = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
+    handler = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+               "serve": cmd_serve}[args.command]
     try:
         return handler(args) or 0
     except ScrawlError as exc:
@@ -157,49 +171,49 @@ def cmd_train(args) -> int:
 # --- evaluate ---------------------------------------------------------------------------------
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import compute_metrics, write_report
-    from .inference import resolve_model
-    from .checkpoint import load_checkpoint
-    from .data import load_dataset
-    from .preprocess import frame_batch
-    from .training import dataset_framing, predict_probs
     import numpy as np
     import torch
 
-    path = resolve_model(args.checkpoint)
-    ck = load_checkpoint(path)
-    model = ck.build_model()
-    classes = list(ck.meta["classes"])
+    from .data import load_dataset
+    from .evaluation import compute_metrics, write_report
+    from .inference import Recognizer, charset_indices, merge_map
+    from .preprocess import frame_batch
+    from .training import dataset_framing, to_input
+
+    rec = Recognizer(args.checkpoint)
+    allowed = charset_indices(rec.classes, args.charset) or list(range(len(rec.classes)))
+    classes = [rec.classes[i] for i in allowed]
     ds = load_dataset(args.dataset, args.split, args.data_dir, progress=True)
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(ds.classes) - set(index))
     if unknown:
-        raise ScrawlError(f"{args.dataset} has classes the model does not know: {' '.join(unknown)}")
-    labels = torch.tensor([index[c] for c in ds.classes])[ds.labels]
-    framing = ck.meta["frame"]["framing"]
+        raise ScrawlError(f"{args.dataset} has classes the model{' with charset ' + args.charset if args.charset else ''} "
+                          f"cannot answer: {' '.join(unknown)}")
+    labels = torch.tensor([index[c] for c in ds.classes])[ds.labels].numpy()
     # A dataset framed differently from the model's training data (e.g. EMNIST digits for an MNIST model)
     # goes through the same preprocessing a user's image gets.
-    reframe = args.reframe == "yes" or (args.reframe == "auto" and dataset_framing(args.dataset) != framing)
+    reframe = args.reframe == "yes" or (args.reframe == "auto" and dataset_framing(args.dataset) != rec.spec.framing)
     if reframe:
-        from .preprocess import FrameSpec
-
-        images = torch.from_numpy(frame_batch(ds.images.numpy(), FrameSpec.from_dict(ck.meta["frame"])))
-        shown = (images.numpy() * 255).round().astype(np.uint8)
-        images = images.unsqueeze(1)
+        framed = frame_batch(ds.images.numpy(), rec.spec)
+        shown = (framed * 255).round().astype(np.uint8)
+        x = torch.from_numpy(framed).unsqueeze(1)
     else:
-        images = ds.images
         shown = ds.images.numpy()
-    probs = predict_probs(model, images).numpy()
-    metrics = compute_metrics(labels.numpy(), probs, classes)
-    info = {"model": str(args.checkpoint or "digits"), "checkpoint": str(path), "architecture": ck.meta["arch"],
-            "parameters": ck.meta.get("parameters"), "trained on": ck.meta.get("dataset", {}).get("name"),
+        x = to_input(ds.images)
+    probs = torch.cat([rec.probabilities(x[i : i + 1000], args.charset) for i in range(0, len(x), 1000)])
+    probs = probs[:, allowed].numpy()
+    metrics = compute_metrics(labels, probs, classes, merge=merge_map(classes))
+    info = {"model": rec.name, "checkpoint": str(rec.checkpoint.path), "architecture": rec.meta["arch"],
+            "parameters": rec.meta.get("parameters"), "trained on": rec.meta.get("dataset", {}).get("name"),
             "dataset": f"{args.dataset} ({args.split}, {len(labels)} images)",
+            "charset": args.charset or "all classes",
             "preprocessing": "Scrawl's framing (as for a user's image)" if reframe else "none (the dataset's own framing)"}
-    paths = write_report(Path(args.out), metrics=metrics, images=shown, labels=labels.numpy(), probs=probs,
-                         classes=classes, history=ck.meta.get("history"), title=f"Scrawl evaluation: {args.dataset}", info=info)
-    print(f"{args.dataset} {args.split}: accuracy {metrics['accuracy']:.4%} ({metrics['errors']} errors / {metrics['n']}), "
-          f"loss {metrics['loss']:.4f}")
-    print(f"report: {paths.get('report.md', Path(args.out) / 'report.md')}")
+    paths = write_report(Path(args.out), metrics=metrics, images=shown, labels=labels, probs=probs,
+                         classes=classes, history=rec.meta.get("history"), title=f"Scrawl evaluation: {args.dataset}", info=info)
+    merged = f", merged-case accuracy {metrics['merged_accuracy']:.4%}" if "merged_accuracy" in metrics else ""
+    print(f"{args.dataset} {args.split}: accuracy {metrics['accuracy']:.4%} ({metrics['errors']} errors / {metrics['n']})"
+          f"{merged}, loss {metrics['loss']:.4f}")
+    print(f"report: {paths.get('report', Path(args.out) / 'report.md')}")
     return 0
 
 
@@ -234,7 +248,7 @@ def cmd_predict(args) -> int:
         print(f"{'path':<{width}} {'label':>5} {'conf':>7}  top-{args.top_k}")
     for path in paths:
         try:
-            pred = rec.predict(path, top_k=args.top_k)
+            pred = rec.predict(path, top_k=args.top_k, charset=args.charset)
         except ScrawlError as exc:
             failures += 1
             if args.json:
@@ -250,3 +264,27 @@ def cmd_predict(args) -> int:
     if failures and not args.json:
         print(f"{failures} of {len(paths)} inputs could not be read", file=sys.stderr)
     return 1 if failures else 0
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    models = [m.strip() for spec in (args.model or []) for m in spec.split(",") if m.strip()]
+    if not 0 < args.port < 65536:
+        raise ScrawlError(f"--port must be in 1..65535, got {args.port}")
+    if not args.max_body_mb > 0:
+        raise ScrawlError(f"--max-body-mb must be positive, got {args.max_body_mb:g}")
+    import uvicorn
+
+    from .web import create_app
+
+    app = create_app(models or None, max_body_bytes=int(args.max_body_mb * 2**20))  # None: all bundled models
+    models = list(app.state.service.sources)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    if args.host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"  # listening everywhere; this machine reaches it on the loopback address
+    print(f"Scrawl is starting with model(s) {', '.join(models)}: open http://{shown}:{args.port}/ "
+          f"(API docs: http://{shown}:{args.port}/docs). Ctrl+C stops it.", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
+                access_log=args.verbose)
+    return 0

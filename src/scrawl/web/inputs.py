@@ -1,0 +1,125 @@
+"""Getting an image and the request's options out of an HTTP request, with a clear error for each way
+it can be wrong.
+
+Three ways to send an image (all to the same endpoints):
+- multipart/form-data with the file in the field `file` (an HTML form, curl -F file=@digit.png);
+- the raw image bytes with an image/* (or application/octet-stream) Content-Type;
+- JSON {"image": "data:image/png;base64,..."} (what a browser canvas's toDataURL() gives).
+Options (`top_k`, `model`) come from the query string, or from the JSON object / form fields.
+Every failure is an ApiError with an HTTP status and a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+# top_k larger than this is refused (a model has at most a few dozen classes; the answer stays small).
+MAX_TOP_K = 100
+HOW = (
+    "send an image as multipart field 'file', as raw bytes with Content-Type image/png (or jpeg, webp, ...), "
+    'or as JSON {"image": "data:image/png;base64,..."}'
+)
+
+
+class ApiError(Exception):
+    """A request the API refuses: becomes {"error": message} with this HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def image_and_options(request: Request) -> tuple[bytes, dict]:
+    """The image bytes and the options given in the body (JSON keys or form fields)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()  # the size guard has already refused bodies over the limit
+    if not body:
+        raise ApiError(400, f"empty request body: {HOW}")
+    if ctype == "multipart/form-data":
+        return await _from_form(request)
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return body, {}
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return _from_json(body)
+    shown = ctype or "none"
+    raise ApiError(415, f"unsupported Content-Type {shown!r}: {HOW}")
+
+
+async def _from_form(request: Request) -> tuple[bytes, dict]:
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        fields = ", ".join(sorted(form.keys())) or "none"
+        raise ApiError(400, f"the multipart form has no file in the field 'file' (fields: {fields})")
+    data = await upload.read()
+    if not data:
+        raise ApiError(400, f"the uploaded file {upload.filename or ''!r} is empty (0 bytes)")
+    options = {k: form.get(k) for k in ("top_k", "model") if isinstance(form.get(k), str)}
+    return data, options
+
+
+def _from_json(body: bytes) -> tuple[bytes, dict]:
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON body: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ApiError(400, f'the JSON body must be an object like {{"image": "data:image/png;base64,..."}}, '
+                            f"got {type(obj).__name__}")
+    image = obj.get("image")
+    if not isinstance(image, str):
+        raise ApiError(400, 'the JSON body needs "image": a data URL like "data:image/png;base64,..."'
+                            + ("" if image is None else f" (got {type(image).__name__})"))
+    options = {k: obj[k] for k in ("top_k", "model") if k in obj}
+    return decode_data_url(image), options
+
+
+def decode_data_url(url: str) -> bytes:
+    """'data:image/png;base64,...' -> the image bytes; ApiError(400) saying what is wrong otherwise."""
+    if not url.startswith("data:"):
+        raise ApiError(400, f"bad data URL: it must start with 'data:image/...;base64,' (got {url[:24]!r})")
+    header, sep, payload = url.partition(",")
+    if not sep:
+        raise ApiError(400, "bad data URL: no ',' between the header and the data")
+    parts = header[5:].split(";")
+    media = parts[0].strip().lower()
+    if not media.startswith("image/"):
+        raise ApiError(400, f"bad data URL: media type {media or 'none'!r} is not an image/* type")
+    if "base64" not in [p.strip().lower() for p in parts[1:]]:
+        raise ApiError(400, "bad data URL: the data must be base64 encoded (';base64,')")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"bad data URL: invalid base64 data ({exc})") from None
+    if not data:
+        raise ApiError(400, "bad data URL: it holds no data (0 bytes)")
+    return data
+
+
+def pick_options(query_top_k, query_model, body: dict, models: dict, default: str) -> tuple[str, int]:
+    """(model name, top_k) from the query string or the body; ApiError(422) for bad values."""
+    raw_k = body.get("top_k", query_top_k)
+    if raw_k is None or raw_k == "":
+        top_k = 3
+    else:
+        try:
+            if isinstance(raw_k, bool) or (isinstance(raw_k, float) and not raw_k.is_integer()):
+                raise ValueError
+            top_k = int(raw_k)
+        except (TypeError, ValueError):
+            raise ApiError(422, f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {raw_k!r}") from None
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ApiError(422, f"top_k must be from 1 to {MAX_TOP_K}, got {top_k}")
+    name = body.get("model", query_model)
+    if name is None or name == "":
+        name = default
+    if not isinstance(name, str) or name not in models:
+        # Only models loaded at startup can be named: an API client can never make the server open a path.
+        raise ApiError(422, f"unknown model {name!r}: this server has {', '.join(sorted(models))}")
+    return name, top_k

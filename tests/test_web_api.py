@@ -1,0 +1,395 @@
+"""The REST API: answers, honest "nothing to read" / "uncertain", and a 4xx JSON error for every bad input.
+
+Most tests use FastAPI's in-process TestClient (the app's lifespan runs, so the models load as in
+production); the body-size guard and "the server keeps serving" are also checked against a real
+`scrawl serve` process over raw HTTP, where Content-Length and chunked bodies are what a client sends.
+"""
+
+import base64
+import http.client
+import io
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from scrawl.web import create_app  # noqa: E402
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", array)
+    assert ok
+    return buf.tobytes()
+
+
+def canvas(strokes, size=(280, 280), width=18) -> bytes:
+    """What the page sends: dark strokes on a transparent canvas, as PNG (RGBA)."""
+    img = np.zeros((size[1], size[0], 4), np.uint8)
+    for pts in strokes:
+        cv2.polylines(img, [np.array(pts, np.int32)], False, (39, 24, 17, 255), width, cv2.LINE_AA)
+    return png_bytes(img)
+
+
+SEVEN = [[(70, 60), (210, 60), (120, 230)]]
+ONE = [[(140, 40), (140, 240)]]
+
+
+def _shift(strokes, dx, dy=0):
+    return [[(x + dx, y + dy) for x, y in s] for s in strokes]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header declares width x height pixels (8-bit gray)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def data_url(data: bytes, media="image/png") -> str:
+    return f"data:{media};base64," + base64.b64encode(data).decode()
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def good(client) -> dict:
+    r = client.post("/api/predict", content=canvas(SEVEN), headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["label"] == "7"
+    return r.json()
+
+
+# ---------------------------------------------------------------------------------------- answers
+
+
+def test_predict_raw_png_canvas(client):
+    d = good(client)
+    assert set(d) >= {"label", "confidence", "uncertain", "top_k", "framed", "empty", "message", "model"}
+    assert d["uncertain"] is False and d["empty"] is False and d["model"] == "digits"
+    assert len(d["top_k"]) == 3 and d["top_k"][0] == {"label": "7", "probability": d["confidence"]}
+    assert d["confidence"] > 0.8 and sum(a["probability"] for a in d["top_k"]) <= 1.0001
+    framed = Image.open(io.BytesIO(base64.b64decode(d["framed"].split(",", 1)[1])))
+    assert framed.size == (28, 28) and framed.mode == "L"
+    a = np.asarray(framed)
+    assert a[0, 0] == 0 and a.max() > 200  # as the model saw it: light ink on black
+
+
+def test_predict_multipart_json_and_options(client):
+    data = canvas(SEVEN)
+    r = client.post("/api/predict?top_k=5", files={"file": ("seven.png", data, "image/png")})
+    assert r.status_code == 200 and r.json()["label"] == "7" and len(r.json()["top_k"]) == 5
+    r = client.post("/api/predict", json={"image": data_url(data), "top_k": 1, "model": "digits"})
+    assert r.status_code == 200 and r.json()["label"] == "7" and len(r.json()["top_k"]) == 1
+    r = client.post("/api/predict", files={"file": ("seven.png", data, "image/png")}, data={"top_k": "2"})
+    assert len(r.json()["top_k"]) == 2
+
+
+def test_off_centre_small_and_inverted_drawings_are_read(client):
+    # The faults of naive demos: a small digit in a corner, white-on-black, and a transparent canvas.
+    small = np.zeros((280, 280, 4), np.uint8)
+    cv2.polylines(small, [np.array([(200, 200), (250, 200), (215, 265)], np.int32)], False, (0, 0, 0, 255), 6, cv2.LINE_AA)
+    white_on_black = np.zeros((280, 280), np.uint8)
+    cv2.polylines(white_on_black, [np.array(SEVEN[0], np.int32)], False, 255, 18, cv2.LINE_AA)
+    for img in (small, white_on_black, 255 - white_on_black):
+        r = client.post("/api/predict", content=png_bytes(img), headers={"content-type": "image/png"})
+        assert r.status_code == 200 and r.json()["label"] == "7", r.json()
+
+
+def test_empty_and_nearly_empty_canvas_is_nothing_to_read(client):
+    speck = np.zeros((280, 280, 4), np.uint8)
+    speck[100:102, 100:102, 3] = 255
+    for img in (np.zeros((280, 280, 4), np.uint8), speck, np.full((280, 280), 255, np.uint8)):
+        r = client.post("/api/predict", content=png_bytes(img), headers={"content-type": "image/png"})
+        assert r.status_code == 200
+        d = r.json()
+        assert d["empty"] is True and d["label"] is None and d["top_k"] == [] and d["framed"] is None
+        assert d["message"].startswith("nothing to read")
+        r = client.post("/api/read", content=png_bytes(img), headers={"content-type": "image/png"})
+        d = r.json()
+        assert r.status_code == 200 and d["text"] == "" and d["characters"] == [] and d["lines"] == 0
+        assert d["empty"] is True and d["message"].startswith("nothing to read")
+
+
+def test_low_confidence_is_flagged_uncertain():
+    # The threshold is a setting: at 0.999 even a clear 7 (~0.95 with label smoothing) is uncertain.
+    with TestClient(create_app(uncertain_below=0.999)) as c:
+        d = c.post("/api/predict", content=canvas(SEVEN), headers={"content-type": "image/png"}).json()
+        assert d["label"] == "7" and d["uncertain"] is True and len(d["top_k"]) == 3
+        d = c.post("/api/read", content=canvas(SEVEN), headers={"content-type": "image/png"}).json()
+        assert d["characters"][0]["uncertain"] is True
+
+
+def test_read_a_number_on_two_lines(client):
+    strokes = (_shift(SEVEN, -40, -20) + _shift(ONE, 140, -20)  # line 1: "71"
+               + _shift(ONE, -100, 260) + _shift(SEVEN, 140, 260))  # line 2: "17"
+    img = canvas([[(x + 60, y) for x, y in s] for s in strokes], size=(560, 560), width=16)
+    r = client.post("/api/read", content=img, headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["text"] == "71\n17" and d["lines"] == 2 and d["size"] == [560, 560]
+    assert [c["line"] for c in d["characters"]] == [0, 0, 1, 1]
+    x, y, w, h = d["characters"][1]["box"]  # the first line's '1': drawn at x = 140 + 140 + 60
+    assert abs(x + w / 2 - 340) <= 3 and 10 <= y <= 25 and 200 <= h <= 225
+    for c in d["characters"]:
+        assert c["framed"].startswith("data:image/png;base64,") and len(c["top_k"]) == 3
+
+
+def test_models_and_health(client):
+    # By default every installed bundled model is served, the digit model first and by default.
+    models = client.get("/api/models").json()
+    assert models[0] == {"name": "digits", "default": True, "classes": list("0123456789"),
+                         "description": models[0]["description"]}
+    assert "digits" in models[0]["description"] and not any(m["default"] for m in models[1:])
+    h = client.get("/api/health").json()
+    assert h["status"] == "ok" and h["models"] == [m["name"] for m in models]
+    with TestClient(create_app(["digits"])) as c:
+        assert [m["name"] for m in c.get("/api/models").json()] == ["digits"]
+
+
+def test_two_models_and_the_model_is_loaded_once(tmp_path, monkeypatch):
+    import shutil
+
+    from scrawl import inference
+    from scrawl.inference import bundled_path
+
+    loads = []
+
+    class Counting(inference.Recognizer):
+        def __init__(self, model=None):
+            loads.append(model)
+            super().__init__(model)
+
+    monkeypatch.setattr(inference, "Recognizer", Counting)
+    other = tmp_path / "digits-v2.pt"
+    shutil.copy(bundled_path("digits"), other)
+    with TestClient(create_app(["digits", str(other)])) as c:
+        names = [(m["name"], m["default"]) for m in c.get("/api/models").json()]
+        assert names == [("digits", True), ("digits-v2", False)]
+        for model in ("digits", "digits-v2", "digits-v2", None):
+            q = f"?model={model}" if model else ""
+            r = c.post("/api/predict" + q, content=canvas(SEVEN), headers={"content-type": "image/png"})
+            assert r.status_code == 200 and r.json()["model"] == (model or "digits")
+    assert loads == ["digits", str(other)]  # once each, at startup: never per request
+
+
+def test_page_static_files_and_security_headers(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<canvas" in r.text and "/static/app.js" in r.text
+    assert "<script>" not in r.text and " style=" not in r.text  # no inline code for the CSP to allow
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    for path in ("/static/app.js", "/static/style.css", "/docs", "/openapi.json", "/docs-assets/swagger-ui-bundle.js"):
+        assert client.get(path).status_code == 200, path
+    assert "cdn" not in client.get("/docs").text.lower()  # the docs work offline
+    schema = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/read", "/api/models", "/api/health"} <= set(schema["paths"])
+
+
+def test_served_model_has_batch_norm_folded_and_the_same_answers():
+    import torch
+
+    from scrawl import Recognizer
+    from scrawl.web.service import _for_serving
+
+    rec = Recognizer()
+    fast = _for_serving(rec.model, 28)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in rec.model.modules())  # the original is untouched
+    x = torch.rand(16, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.allclose(torch.softmax(fast(x), 1), torch.softmax(rec.model(x), 1), atol=1e-5)
+
+
+def test_unknown_model_path_cannot_be_named(tmp_path):
+    from scrawl.errors import ScrawlError
+
+    with pytest.raises(ScrawlError, match="no model"):
+        create_app([str(tmp_path / "missing.pt")])
+
+
+def test_serve_command_refuses_bad_arguments(capsys):
+    from scrawl.cli import main
+
+    assert main(["serve", "--model", "no-such-model"]) == 2
+    assert "no model 'no-such-model'" in capsys.readouterr().err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port must be in 1..65535" in capsys.readouterr().err
+    assert main(["serve", "--max-body-mb", "0"]) == 2
+    assert "--max-body-mb must be positive" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ bad inputs
+
+TRUNCATED = canvas(SEVEN)[:300]
+BAD_REQUESTS = [
+    # (name, endpoint, request kwargs, status, message fragment)
+    ("empty body", "predict", {"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty request body"),
+    ("not an image", "predict", {"content": b"hello, world", "headers": {"content-type": "image/png"}}, 422,
+     "not an image"),
+    ("truncated PNG", "predict", {"content": TRUNCATED, "headers": {"content-type": "image/png"}}, 422,
+     "truncated or corrupt"),
+    ("zero width", "predict", {"content": png_declaring(0, 40), "headers": {"content-type": "image/png"}}, 422,
+     "zero width or height"),
+    ("decompression bomb", "read", {"content": png_declaring(50_000, 50_000), "headers": {"content-type": "image/png"}},
+     422, "image too large"),
+    ("invalid JSON", "predict", {"content": b'{"image": ', "headers": {"content-type": "application/json"}}, 400,
+     "invalid JSON body"),
+    ("JSON not an object", "predict", {"json": ["data:image/png;base64,AAAA"]}, 400, "must be an object"),
+    ("JSON without image", "predict", {"json": {"picture": "x"}}, 400, 'needs "image"'),
+    ("JSON image not a string", "predict", {"json": {"image": 42}}, 400, "(got int)"),
+    ("data URL without data:", "predict", {"json": {"image": "iVBORw0KGgo="}}, 400, "must start with 'data:image/"),
+    ("data URL not an image type", "predict", {"json": {"image": "data:text/plain;base64,aGk="}}, 400,
+     "not an image/* type"),
+    ("data URL not base64", "predict", {"json": {"image": "data:image/png,hello"}}, 400, "must be base64"),
+    ("data URL bad base64", "predict", {"json": {"image": "data:image/png;base64,@@@notbase64"}}, 400,
+     "invalid base64"),
+    ("data URL without comma", "predict", {"json": {"image": "data:image/png;base64"}}, 400, "no ','"),
+    ("data URL of garbage", "read", {"json": {"image": data_url(b"not a picture at all")}}, 422, "not an image"),
+    ("multipart without file", "predict", {"data": {"top_k": "3"}, "files": {"other": ("a.png", b"x", "image/png")}},
+     400, "no file in the field 'file'"),
+    ("empty upload", "predict", {"files": {"file": ("a.png", b"", "image/png")}}, 400, "is empty (0 bytes)"),
+    ("unsupported content type", "predict", {"content": b"abc", "headers": {"content-type": "text/plain"}}, 415,
+     "unsupported Content-Type 'text/plain'"),
+    ("no content type", "read", {"content": b"abc"}, 415, "unsupported Content-Type 'none'"),
+    ("top_k not a number", "predict?top_k=three", {"content": canvas(SEVEN), "headers": {"content-type": "image/png"}},
+     422, "top_k must be a whole number"),
+    ("top_k zero", "predict?top_k=0", {"content": canvas(SEVEN), "headers": {"content-type": "image/png"}}, 422,
+     "top_k must be from 1 to 100"),
+    ("unknown model", "predict?model=letters", {"content": canvas(SEVEN), "headers": {"content-type": "image/png"}},
+     422, "unknown model 'letters': this server has "),
+    ("model as a path", "read", {"json": {"image": data_url(canvas(SEVEN)), "model": "/etc/passwd"}}, 422,
+     "unknown model '/etc/passwd'"),
+]
+
+
+@pytest.mark.parametrize("name,endpoint,kwargs,status,message", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_input_is_a_clear_4xx(client, name, endpoint, kwargs, status, message):
+    r = client.post(f"/api/{endpoint}", **kwargs)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert message in r.json()["error"], r.json()
+    good(client)  # and the next good request is answered
+
+
+def test_body_over_the_limit_is_413_before_decoding():
+    with TestClient(create_app(max_body_bytes=1000)) as c:
+        r = c.post("/api/predict", content=canvas(SEVEN), headers={"content-type": "image/png"})
+        assert r.status_code == 413 and "request body too large" in r.json()["error"]
+        assert "limit is 1,000 bytes" in r.json()["error"]
+        r = c.post("/api/predict", files={"file": ("big.png", canvas(SEVEN), "image/png")})
+        assert r.status_code == 413
+        # A body sent without Content-Length (a generator: chunked) is counted while it is read.
+        r = c.post("/api/predict", content=iter([b"\x89PNG" + b"\0" * 600, b"\0" * 600]),
+                   headers={"content-type": "image/png"})
+        assert r.status_code == 413 and "more than" in r.json()["error"]
+
+
+def test_too_many_characters_is_422():
+    grid = np.full((400, 800), 255, np.uint8)
+    for i in range(30):
+        for j in range(12):
+            cv2.circle(grid, (15 + i * 26, 15 + j * 32), 8, 0, 3)
+    with TestClient(create_app(max_characters=50)) as c:
+        r = c.post("/api/read", content=png_bytes(grid), headers={"content-type": "image/png"})
+        assert r.status_code == 422 and "too many characters: found 360" in r.json()["error"]
+        good(c)
+
+
+def test_wrong_method_and_unknown_path(client):
+    r = client.get("/api/predict")
+    assert r.status_code == 405 and "GET is not allowed" in r.json()["error"]
+    r = client.get("/api/nothing-here")
+    assert r.status_code == 404 and "/api/nothing-here" in r.json()["error"]
+
+
+# ----------------------------------------------------------------------- against a real server
+
+
+@pytest.fixture(scope="module")
+def live():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--max-body-mb", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"scrawl serve did not start: {proc.stdout.read()}")
+            time.sleep(0.1)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def _post(port, body, headers, chunks=None):
+    """POST /api/predict over a raw connection: with Content-Length, or chunked when `chunks` is given.
+    The server may answer and close before the whole body is sent (a 413): the answer is still read."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("POST", "/api/predict")
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        if chunks is None:
+            conn.putheader("Content-Length", str(len(body)))
+            pieces = [body[i: i + 65536] for i in range(0, len(body), 65536)]
+        else:
+            conn.putheader("Transfer-Encoding", "chunked")
+            pieces = [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks] + [b"0\r\n\r\n"]
+        conn.endheaders()
+        try:
+            for piece in pieces:
+                conn.send(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        conn.close()
+
+
+def test_real_server_survives_every_bad_input(live):
+    port = live
+    png = {"Content-Type": "image/png"}
+    status, body = _post(port, b"\0" * (2 * 2**20), png)  # 2 MiB, declared in Content-Length
+    assert status == 413 and "Content-Length 2,097,152" in body["error"]
+    status, body = _post(port, None, png, chunks=[b"\0" * 65536] * 40)  # 2.5 MiB, no length: counted
+    assert status == 413 and "more than" in body["error"]
+    for name, endpoint, kwargs, want, message in BAD_REQUESTS:
+        if endpoint != "predict" or "content" not in kwargs:
+            continue
+        status, body = _post(port, kwargs["content"], kwargs.get("headers", {}))
+        assert status == want and message in body["error"], (name, body)
+    status, body = _post(port, png_declaring(50_000, 50_000), png)
+    assert status == 422 and "decompression bomb" in body["error"]
+    status, body = _post(port, canvas(SEVEN), png)  # still serving
+    assert status == 200 and body["label"] == "7"
