@@ -162,7 +162,7 @@ def test_models_and_health(client):
     # By default every installed bundled model is served, the digit model first and by default.
     models = client.get("/api/models").json()
     assert models[0] == {"name": "digits", "default": True, "classes": list("0123456789"),
-                         "description": models[0]["description"]}
+                         "charsets": ["digits", "alnum"], "description": models[0]["description"]}
     assert "digits" in models[0]["description"] and not any(m["default"] for m in models[1:])
     h = client.get("/api/health").json()
     assert h["status"] == "ok" and h["models"] == [m["name"] for m in models]
@@ -393,3 +393,23 @@ def test_real_server_survives_every_bad_input(live):
     assert status == 422 and "decompression bomb" in body["error"]
     status, body = _post(port, canvas(SEVEN), png)  # still serving
     assert status == 200 and body["label"] == "7"
+
+
+def test_charset_option_restricts_answers(client):
+    data = canvas(SEVEN)
+    r = client.post("/api/predict?charset=digits&top_k=10", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 200 and all(a["label"] in "0123456789" for a in r.json()["top_k"])
+    r = client.post("/api/predict", json={"image": data_url(data), "charset": "klingon"})
+    assert r.status_code == 422 and "unknown charset 'klingon'" in r.json()["error"]
+    r = client.post("/api/predict?charset=upper&model=digits", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "knows none" in r.json()["error"]
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert models["digits"]["charsets"] == ["digits", "alnum"]
+    if "chars" in models:  # the character model answers within whatever set is asked for
+        for charset, allowed in (("upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"), ("digits", "0123456789")):
+            r = client.post(f"/api/read?model=chars&charset={charset}&top_k=5", content=canvas([*SEVEN, *_shift(ONE, 300)], size=(600, 280)),
+                            headers={"content-type": "image/png"})
+            assert r.status_code == 200, r.text
+            chars = r.json()["characters"]
+            assert chars and all(a["label"] in allowed for c in chars for a in c["top_k"])
+    good(client)

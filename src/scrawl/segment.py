@@ -150,7 +150,7 @@ def segment(source, *, max_characters: int = MAX_CHARACTERS, judge: Judge | None
     return Segmentation(pieces, lines, (w, h))
 
 
-def read(source, recognizer, *, top_k: int = 3, max_characters: int = MAX_CHARACTERS):
+def read(source, recognizer, *, top_k: int = 3, charset: str | None = None, max_characters: int = MAX_CHARACTERS):
     """Segment `source` and recognise every character in one batch.
 
     Returns (segmentation, predictions) with predictions[i] for segmentation.pieces[i] (a
@@ -161,7 +161,7 @@ def read(source, recognizer, *, top_k: int = 3, max_characters: int = MAX_CHARAC
     def judge(crops):
         framed = [_frame_or_none(c, spec) for c in crops]
         ok = [f for f in framed if f is not None]
-        conf = iter([p.confidence for p in recognizer.predict_framed(np.stack(ok), top_k=1)] if ok else [])
+        conf = iter([p.confidence for p in recognizer.predict_framed(np.stack(ok), top_k=1, charset=charset)] if ok else [])
         return [next(conf) if f is not None else 0.0 for f in framed]
 
     seg = segment(source, max_characters=max_characters, judge=judge)
@@ -177,7 +177,7 @@ def read(source, recognizer, *, top_k: int = 3, max_characters: int = MAX_CHARAC
     remap = {old: new for new, old in enumerate(sorted({p.line for p in kept}))}
     for p in kept:
         p.line = remap[p.line]
-    preds = recognizer.predict_framed(np.stack(framed), top_k=top_k)
+    preds = recognizer.predict_framed(np.stack(framed), top_k=top_k, charset=charset)
     return Segmentation(kept, len(remap), seg.size), preds
 
 

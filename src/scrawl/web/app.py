@@ -55,8 +55,8 @@ DOCS_HTML = """<!doctype html>
 DESCRIPTION = """Read handwriting: one character (`/api/predict`) or a string of them (`/api/read`).
 
 Send an image as a multipart upload (field `file`), as raw bytes with an `image/*` Content-Type, or as
-JSON `{"image": "data:image/png;base64,..."}`. Options `top_k` and `model` go in the query string (or the
-JSON object / form fields).
+JSON `{"image": "data:image/png;base64,..."}`. Options `top_k`, `model` and `charset` (digits, upper, lower,
+letters, alnum: the answer is always within it) go in the query string (or the JSON object / form fields).
 
 An image without ink is not an error: the answer is a 200 with `"empty": true`, no label (text `""`) and
 a `message` ("nothing to read ..."). Answers below a confidence of 0.6 carry `"uncertain": true`; look at
@@ -175,6 +175,7 @@ def _add_api(app: FastAPI, service: Service) -> None:
     errors = schemas.ERROR_RESPONSES
     top_k_q = Query(None, description="how many alternatives to return (1-100, default 3)")
     model_q = Query(None, description="a model name from /api/models (default: the default model)")
+    charset_q = Query(None, description="answer only within digits, upper, lower, letters or alnum (default: all)")
 
     async def work(request: Request, fn, *args):
         # In a worker thread, so the event loop keeps serving; at most `workers` at once.
@@ -182,18 +183,20 @@ def _add_api(app: FastAPI, service: Service) -> None:
 
     @app.post("/api/predict", response_model=schemas.PredictResult, responses=errors,
               openapi_extra={"requestBody": image_body}, summary="Read one character")
-    async def predict(request: Request, top_k: str | None = top_k_q, model: str | None = model_q):
+    async def predict(request: Request, top_k: str | None = top_k_q, model: str | None = model_q,
+                   charset: str | None = charset_q):
         data, options = await image_and_options(request)
-        name, k = pick_options(top_k, model, options, service.models, service.default)
-        return JSONResponse(await work(request, service.predict, data, name, k))
+        name, k, chars = pick_options(top_k, model, options, service.models, service.default, charset)
+        return JSONResponse(await work(request, service.predict, data, name, k, chars))
 
     @app.post("/api/read", response_model=schemas.ReadResult, responses=errors,
               openapi_extra={"requestBody": image_body},
               summary="Read a string of characters (a number, a word, lines of them, a photo)")
-    async def read(request: Request, top_k: str | None = top_k_q, model: str | None = model_q):
+    async def read(request: Request, top_k: str | None = top_k_q, model: str | None = model_q,
+                   charset: str | None = charset_q):
         data, options = await image_and_options(request)
-        name, k = pick_options(top_k, model, options, service.models, service.default)
-        return JSONResponse(await work(request, service.read, data, name, k))
+        name, k, chars = pick_options(top_k, model, options, service.models, service.default, charset)
+        return JSONResponse(await work(request, service.read, data, name, k, chars))
 
     @app.get("/api/models", response_model=list[schemas.ModelInfo], summary="The models this server has")
     async def models():

@@ -18,8 +18,11 @@ import json
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from ..errors import ScrawlError
+
 # top_k larger than this is refused (a model has at most a few dozen classes; the answer stays small).
 MAX_TOP_K = 100
+OPTIONS = ("top_k", "model", "charset")  # request options accepted in a JSON body or form fields
 HOW = (
     "send an image as multipart field 'file', as raw bytes with Content-Type image/png (or jpeg, webp, ...), "
     'or as JSON {"image": "data:image/png;base64,..."}'
@@ -60,7 +63,7 @@ async def _from_form(request: Request) -> tuple[bytes, dict]:
     data = await upload.read()
     if not data:
         raise ApiError(400, f"the uploaded file {upload.filename or ''!r} is empty (0 bytes)")
-    options = {k: form.get(k) for k in ("top_k", "model") if isinstance(form.get(k), str)}
+    options = {k: form.get(k) for k in OPTIONS if isinstance(form.get(k), str)}
     return data, options
 
 
@@ -76,7 +79,7 @@ def _from_json(body: bytes) -> tuple[bytes, dict]:
     if not isinstance(image, str):
         raise ApiError(400, 'the JSON body needs "image": a data URL like "data:image/png;base64,..."'
                             + ("" if image is None else f" (got {type(image).__name__})"))
-    options = {k: obj[k] for k in ("top_k", "model") if k in obj}
+    options = {k: obj[k] for k in OPTIONS if k in obj}
     return decode_data_url(image), options
 
 
@@ -102,8 +105,9 @@ def decode_data_url(url: str) -> bytes:
     return data
 
 
-def pick_options(query_top_k, query_model, body: dict, models: dict, default: str) -> tuple[str, int]:
-    """(model name, top_k) from the query string or the body; ApiError(422) for bad values."""
+def pick_options(query_top_k, query_model, body: dict, models: dict, default: str,
+                 query_charset=None) -> tuple[str, int, str | None]:
+    """(model name, top_k, charset) from the query string or the body; ApiError(422) for bad values."""
     raw_k = body.get("top_k", query_top_k)
     if raw_k is None or raw_k == "":
         top_k = 3
@@ -122,4 +126,15 @@ def pick_options(query_top_k, query_model, body: dict, models: dict, default: st
     if not isinstance(name, str) or name not in models:
         # Only models loaded at startup can be named: an API client can never make the server open a path.
         raise ApiError(422, f"unknown model {name!r}: this server has {', '.join(sorted(models))}")
-    return name, top_k
+    charset = body.get("charset", query_charset)
+    if charset in (None, "", "all"):
+        return name, top_k, None
+    from ..inference import CHARSETS, charset_indices
+
+    if not isinstance(charset, str) or charset not in CHARSETS:
+        raise ApiError(422, f"unknown charset {charset!r}: choose one of {', '.join(CHARSETS)} (or all)")
+    try:
+        charset_indices(models[name].classes, charset)
+    except ScrawlError as exc:
+        raise ApiError(422, str(exc)) from None
+    return name, top_k, charset

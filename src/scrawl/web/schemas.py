@@ -52,6 +52,7 @@ class ModelInfo(BaseModel):
     name: str
     default: bool
     classes: list[str]
+    charsets: list[str]  # the named charsets this model can answer in (see `charset`)
     description: str
 
 

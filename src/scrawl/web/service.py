@@ -57,7 +57,7 @@ class Service:
 
     # --- answers ------------------------------------------------------------------------------
 
-    def predict(self, data: bytes, name: str, top_k: int) -> dict:
+    def predict(self, data: bytes, name: str, top_k: int, charset: str | None = None) -> dict:
         import torch
 
         rec = self.models[name]
@@ -67,17 +67,18 @@ class Service:
             return {"model": name, "empty": True, "message": f"{NOTHING}: {exc}", "label": None,
                     "confidence": 0.0, "uncertain": True, "top_k": [], "framed": None}
         with torch.inference_mode():
-            pred = rec.predict_framed(framed[None], top_k=top_k)[0]
+            pred = rec.predict_framed(framed[None], top_k=top_k, charset=charset)[0]
         return {"model": name, "empty": False, "message": None, **self._character(pred)}
 
-    def read(self, data: bytes, name: str, top_k: int) -> dict:
+    def read(self, data: bytes, name: str, top_k: int, charset: str | None = None) -> dict:
         import torch
 
         from ..segment import MAX_CHARACTERS, read
 
         rec = self.models[name]
         with torch.inference_mode():
-            seg, preds = read(data, rec, top_k=top_k, max_characters=self.max_characters or MAX_CHARACTERS)
+            seg, preds = read(data, rec, top_k=top_k, charset=charset,
+                              max_characters=self.max_characters or MAX_CHARACTERS)
         characters = [{"box": list(piece.box), "line": piece.line, **self._character(pred)}
                       for piece, pred in zip(seg.pieces, preds)]
         lines = ["".join(c["label"] for c in characters if c["line"] == i) for i in range(seg.lines)]
@@ -92,12 +93,15 @@ class Service:
         return d
 
     def describe(self) -> list[dict]:
+        from ..inference import CHARSETS
+
         out = []
         for name, rec in self.models.items():
             meta = rec.meta
             classes = list(rec.classes)
             trained_on = (meta.get("dataset") or {}).get("name", "unknown data")
-            out.append({"name": name, "default": name == self.default, "classes": classes,
+            charsets = [c for c, chars in CHARSETS.items() if set(chars) & set(classes)]
+            out.append({"name": name, "default": name == self.default, "classes": classes, "charsets": charsets,
                         "description": meta.get("description") or _describe(classes, meta.get("arch"), trained_on)})
         return out
 

@@ -23,6 +23,7 @@
     seq: 0, // answers to older requests are ignored
     controller: null,
     model: null,
+    charset: "",
     photoUrl: null,
   };
 
@@ -131,6 +132,7 @@
   function query() {
     const q = new URLSearchParams({ top_k: "3" });
     if (state.model) q.set("model", state.model);
+    if (state.charset) q.set("charset", state.charset);
     return q.toString();
   }
 
@@ -358,16 +360,35 @@
         select.append(opt);
       }
       $("model-picker").hidden = models.length < 2; // a picker only once there is a choice
+      const charsetSelect = $("charset");
+      const rerun = () => {
+        if (state.mode === "photo") readPhoto($("file").files[0]);
+        else schedule(0);
+      };
       const describe = () => {
         const m = models.find((x) => x.name === state.model) || models[0];
         $("model-info").textContent = m ? `model: ${m.name} (${m.description})` : "";
+        // A charset picker only for a model that reads more than one kind of character.
+        const sets = (m && m.charsets) || [];
+        charsetSelect.replaceChildren();
+        for (const name of ["all", ...sets]) {
+          const opt = document.createElement("option");
+          opt.value = name === "all" ? "" : name;
+          opt.textContent = name;
+          charsetSelect.append(opt);
+        }
+        state.charset = "";
+        $("charset-picker").hidden = sets.length < 2;
       };
       describe();
       select.addEventListener("change", () => {
         state.model = select.value;
         describe();
-        if (state.mode === "photo") readPhoto($("file").files[0]);
-        else schedule(0);
+        rerun();
+      });
+      charsetSelect.addEventListener("change", () => {
+        state.charset = charsetSelect.value;
+        rerun();
       });
     } catch (err) {
       setStatus(`cannot reach the server: ${err.message}`, "error");
