@@ -97,3 +97,8 @@ def test_train_then_evaluate_end_to_end(real_data_dir, tmp_path):
         assert (rep / name).is_file(), name
     report = (rep / "report.md").read_text()
     assert "confusion.png" in report and "errors.png" in report
+
+
+def test_resume_refuses_new_settings(tmp_path, capsys):
+    assert main(["train", "--resume", "--epochs", "3", "--out", str(tmp_path)]) == 2
+    assert "settings it was started with" in capsys.readouterr().err

@@ -715,3 +715,26 @@ def test_femnist_sample_loads_ink_bright(real_data_dir):
 def test_femnist_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="femnist_leaf_sample.npz is missing"):
         data.load_dataset("femnist-sample", "test", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["emnist-byclass", "emnist-bymerge", "emnist-balanced", "emnist-letters",
+                                  "emnist-digits", "emnist-mnist"])
+def test_every_emnist_split_is_upright_with_mapped_labels(tmp_path, monkeypatch, name):
+    info = data.DATASETS[name]
+    classes = list(info.classes)
+    letters = name == "emnist-letters"
+    n = len(classes) + 3
+    images = np.stack([glyph_f(shift=i % 5) for i in range(n)])
+    labels = np.arange(n) % len(classes) + info.label_offset  # letters: 1-based in the files
+    files = {f"{name}-mapping.txt": mapping_text(classes, info.label_offset, letters)}
+    for split in ("train", "test"):
+        files[info.files[split]["images"]] = gz(idx_bytes(images.transpose(0, 2, 1).copy()))  # stored transposed
+        files[info.files[split]["labels"]] = gz(idx_bytes(labels.astype(np.uint8)))
+    write_files(tmp_path / "emnist", files)
+    pin(monkeypatch, name, files)
+    for split in ("train", "test"):
+        ds = data.load_dataset(name, split, tmp_path, download=False)
+        np.testing.assert_array_equal(ds.images.numpy(), images)  # upright, like every image in Scrawl
+        assert ds.classes == classes
+        assert ds.labels.tolist() == (np.arange(n) % len(classes)).tolist()  # 0-based
+        assert ds.classes[ds.labels[-1]] == classes[(n - 1) % len(classes)]

@@ -110,3 +110,14 @@ def test_cli_ctrl_c_leaves_a_resumable_run(real_data_dir, tmp_path):
     final = load_checkpoint(out / "last.pt")
     assert final.meta["epochs_done"] == 2 and len(final.meta["history"]) == 2
     assert final.meta["history"][-1]["val_acc"] > 0.95
+
+
+def test_extra_training_data_is_reframed_and_only_trained_on(real_data_dir, tmp_path):
+    cfg = replace(TINY, dataset="emnist-byclass-testhalf", epochs=1, limit=640, extra_train=["femnist-sample"])
+    result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
+    meta = load_checkpoint(result["last"]).meta
+    assert meta["dataset"]["extra_train"] == {"femnist-sample": 14708}
+    assert meta["dataset"]["train_images"] == 640 + 14708 and meta["dataset"]["val_images"] == 500
+    assert meta["frame"]["framing"] == "emnist" and len(meta["classes"]) == 62
+    with pytest.raises(training.ScrawlError, match="other classes"):
+        train(replace(cfg, dataset="mnist"), tmp_path / "x", data_dir=real_data_dir, progress=False)

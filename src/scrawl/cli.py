@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--seed", type=int, help="makes a run repeatable on the same machine (default 0)")
     t.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    t.add_argument("--extra-train", action="append", metavar="DATASET",
+                   help="add another dataset's train split to the training part, framed like the main dataset "
+                        "(e.g. femnist-sample for a character model); repeatable")
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"])
     t.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
     t.add_argument("--threads", type=int, help="CPU threads for torch")
@@ -154,9 +157,13 @@ def cmd_train(args) -> int:
                  if getattr(args, k) is not None}
     if args.no_augment:
         overrides["augment"] = None
+    if args.extra_train:
+        overrides["extra_train"] = args.extra_train
+    if args.resume and (overrides or args.recipe != "default"):
+        raise ScrawlError("--resume continues a run exactly, with the settings it was started with; "
+                          "drop the other training options")
     if overrides.get("model") and overrides["model"] != cfg.model:
-        overrides.setdefault("model_config", {})
-        overrides["model_config"] = {}
+        overrides["model_config"] = {}  # the recipe's architecture settings belong to the recipe's model
     cfg = replace(cfg, **overrides)
     out = Path(args.out)
     if not args.resume and (out / "last.pt").exists():

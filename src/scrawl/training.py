@@ -44,6 +44,8 @@ class TrainConfig:
     seed: int = 0  # seeds the split, the batch order, augmentation and initialisation
     precision: str = "auto"  # "bf16" autocast, "fp32", or "auto" (bf16 where the CPU does it natively)
     limit: int = 0  # use only this many training images (smoke runs); 0 = all
+    extra_train: list = field(default_factory=list)  # more datasets' train splits, reframed to this model's
+    # framing by scrawl.preprocess and added to the training part only (never to validation)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,9 +156,10 @@ class _StopFlag:
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool = False,
           progress: bool = True, threads: int | None = None) -> dict:
-    """Train `cfg` into `out_dir` (best.pt, last.pt). Returns {"best", "last", "history", "metrics"}."""
+    """Train `cfg` into `out_dir` (best.pt, last.pt). Returns {"best", "last", "history", "best_val_acc"}.
+    With `resume`, the run in `out_dir` continues with its own saved settings (`cfg` is not used)."""
     from .data import load_dataset, split_train_val
-    from .preprocess import FrameSpec
+    from .preprocess import FrameSpec, frame_batch
 
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -178,7 +181,20 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
         val_idx = val_idx[: max(500, cfg.limit // 9)]
     x_train, y_train = data.images[train_idx].contiguous(), data.labels[train_idx].contiguous()
     x_val, y_val = data.images[val_idx].contiguous(), data.labels[val_idx].contiguous()
+    spec = FrameSpec(framing=dataset_framing(cfg.dataset))
+    extra_counts = {}
+    for name in cfg.extra_train:
+        extra = load_dataset(name, "train", data_dir, progress=progress)
+        if extra.classes != data.classes:
+            raise ScrawlError(f"{name} has other classes than {cfg.dataset}: it cannot add to its training data")
+        images = extra.images
+        if dataset_framing(name) != spec.framing:  # frame it the way this model's data was made
+            images = torch.from_numpy((frame_batch(images.numpy(), spec) * 255).round().astype("uint8"))
+        x_train, y_train = torch.cat([x_train, images]), torch.cat([y_train, extra.labels])
+        extra_counts[name] = len(images)
     n = len(x_train)
+    if n < 2 or len(x_val) < 1:
+        raise ScrawlError(f"{cfg.dataset}: too few images to train ({n} for training, {len(x_val)} for validation)")
     bs = min(cfg.batch_size, n)
     steps_per_epoch = n // bs  # drop the ragged last batch: keeps batch-norm statistics sane
     total_steps = steps_per_epoch * cfg.epochs
@@ -206,8 +222,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
         "arch": cfg.model,
         "model_config": model_config,
         "classes": list(data.classes),
-        "frame": FrameSpec(framing=dataset_framing(cfg.dataset)).to_dict(),
-        "dataset": {"name": cfg.dataset, "train_images": n, "val_images": len(x_val),
+        "frame": spec.to_dict(),
+        "dataset": {"name": cfg.dataset, "train_images": n, "val_images": len(x_val), "extra_train": extra_counts,
                     "val_fraction": cfg.val_fraction, "split_seed": cfg.seed},
         "train_config": cfg.to_dict(),
         "parameters": count_parameters(model),
