@@ -144,3 +144,22 @@ def test_registry_builds_every_model_and_returns_logits():
         assert not torch.allclose(out.sum(1), torch.ones(3))
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet9000")
+
+
+def test_disk_full_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    path, model = _saved(tmp_path)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)  # some bytes reach the temp file, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        save_checkpoint(path, META, model.state_dict())
+    assert path.read_bytes() == before  # the previous checkpoint is untouched and still loads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no half-written temp file left
+    load_checkpoint(path)

@@ -413,3 +413,94 @@ def test_charset_option_restricts_answers(client):
             chars = r.json()["characters"]
             assert chars and all(a["label"] in allowed for c in chars for a in c["top_k"])
     good(client)
+
+
+def _start(*args) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--model", "digits", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"scrawl serve did not start: {proc.stdout.read()}")
+            time.sleep(0.1)
+
+
+def _timed_read(port: int, body: bytes) -> tuple[int, float, str | None, dict]:
+    t = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/api/read", body=body, headers={"Content-Type": "image/png"})
+        r = conn.getresponse()
+        return r.status, time.perf_counter() - t, r.getheader("Retry-After"), json.loads(r.read())
+    finally:
+        conn.close()
+
+
+def test_overload_is_refused_fast_with_retry_after():
+    # No queue: only as many recognitions as workers (one per core). A burst of slow `read`s of a big
+    # page: the ones that can't start at once get 503 + Retry-After at once, instead of waiting.
+    from concurrent.futures import ThreadPoolExecutor
+
+    proc, port = _start("--max-queue", "0")
+    try:
+        rng = np.random.default_rng(0)
+        page = np.full((1400, 2000), 235, np.uint8)
+        for i in range(60):  # many strokes: a slow page to read
+            x, y = int(rng.integers(40, 1900)), int(rng.integers(40, 1300))
+            cv2.line(page, (x, y), (x + 40, y + 60), 20, 6)
+        body = png_bytes(page)
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda _: _timed_read(port, body), range(16)))
+        ok = [r for r in results if r[0] == 200]
+        busy = [r for r in results if r[0] == 503]
+        assert ok and busy, [r[0] for r in results]
+        assert all(r[2] == "1" and "busy" in r[3]["error"] for r in busy)
+        assert max(r[1] for r in busy) < min(r[1] for r in ok)  # refused before any read could finish
+        status, body = _post(port, canvas(SEVEN), {"Content-Type": "image/png"})  # and it recovers
+        assert status == 200 and body["label"] == "7"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_slow_recognition_times_out_with_503():
+    proc, port = _start("--request-timeout", "0.05")
+    try:
+        page = np.full((2400, 3200), 235, np.uint8)
+        cv2.putText(page, "12345", (200, 1500), cv2.FONT_HERSHEY_SIMPLEX, 30, 20, 60)
+        status, seconds, retry, body = _timed_read(port, png_bytes(page))
+        assert status == 503 and retry == "5" and "longer than 0.05 s" in body["error"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_large_multipart_upload_stays_in_memory(client, monkeypatch):
+    import tempfile
+
+    made = []
+    real = tempfile.SpooledTemporaryFile
+
+    class Spy(real):
+        def rollover(self):  # called when a spooled upload would move to a file on disk
+            made.append(self)
+            return super().rollover()
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", Spy)
+    import starlette.formparsers
+
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", Spy, raising=False)
+    big = np.random.default_rng(0).integers(0, 255, (1500, 1500), np.uint8)  # ~2.2 MB PNG: above Starlette's 1 MiB spool
+    data = png_bytes(big)
+    assert len(data) > 2**20
+    r = client.post("/api/predict", files={"file": ("noise.png", data, "image/png")})
+    assert r.status_code in (200, 422)
+    assert made == []

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bundled model name or checkpoint path; repeat or comma-separate for several, "
                          "the first is the default (default: every bundled model, digits first)")
     sv.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MiB (default: 10)")
+    sv.add_argument("--max-queue", type=int, default=32,
+                    help="recognitions that may wait for a CPU; more get 503 + Retry-After (default: 32)")
+    sv.add_argument("--request-timeout", type=float, default=30.0,
+                    help="seconds a recognition may take, waiting included, before a 503 (default: 30)")
     return p
 
 
@@ -285,7 +289,10 @@ def cmd_serve(args) -> int:
 
     from .web import create_app
 
-    app = create_app(models or None, max_body_bytes=int(args.max_body_mb * 2**20))  # None: all bundled models
+    if args.max_queue < 0 or not args.request_timeout > 0:
+        raise ScrawlError("--max-queue must be 0 or more and --request-timeout positive")
+    app = create_app(models or None, max_body_bytes=int(args.max_body_mb * 2**20),  # None: all bundled models
+                     max_queue=args.max_queue, request_timeout=args.request_timeout)
     models = list(app.state.service.sources)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::"):

@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 
 from ..errors import ScrawlError
 from . import schemas
@@ -37,6 +38,10 @@ from .service import Service
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 10 * 2**20  # 10 MiB: a 12 Mpx phone JPEG is 3-6 MB
+# Recognitions allowed to wait for a worker. Past that the server answers 503 + Retry-After at once
+# instead of queueing without bound (a queue nobody can drain only adds latency and memory).
+DEFAULT_MAX_QUEUE = 32
+DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds a recognition may take, waiting included, before a 503
 # Below this confidence an answer is flagged uncertain. The bundled model is trained with label
 # smoothing 0.05, so a sure answer scores ~0.95; 0.6 leaves room for honest doubt between two classes.
 UNCERTAIN_BELOW = 0.6
@@ -69,11 +74,17 @@ size, too many pixels, too many characters) or a bad option."""
 
 def create_app(models: list[str] | tuple[str, ...] | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
                threads: int = 1, workers: int | None = None, uncertain_below: float = UNCERTAIN_BELOW,
-               max_characters: int | None = None) -> FastAPI:
+               max_characters: int | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
+               request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> FastAPI:
     """The web app. models: bundled model names or checkpoint paths (default: every bundled model that
     is installed, "digits" first); the first is the default. Names are checked now; the models load when the app starts.
     threads: torch threads per recognition; workers: recognitions running at once (default: one per
-    CPU core; more requests wait their turn, so a burst of large photos cannot exhaust the memory)."""
+    CPU core; more requests wait their turn, so a burst of large photos cannot exhaust the memory);
+    max_queue: how many may wait (beyond that: 503 with Retry-After); request_timeout: seconds a
+    recognition may take, waiting included (beyond that: 503)."""
+    # Uploaded files stay in memory up to the body limit: Starlette would otherwise spool parts over
+    # 1 MiB to a temporary file, and uploads are never to touch the disk.
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_body_bytes + 1)
     service = Service(models or _bundled_models(), threads=threads, uncertain_below=uncertain_below,
                       max_characters=max_characters)
     workers = workers or os.cpu_count() or 1
@@ -83,6 +94,9 @@ def create_app(models: list[str] | tuple[str, ...] | None = None, *, max_body_by
         await run_in_threadpool(service.load)
         app.state.started = time.time()
         app.state.limiter = anyio.CapacityLimiter(workers)
+        app.state.pending = 0  # recognitions running or waiting
+        app.state.max_pending = workers + max(0, max_queue)
+        app.state.request_timeout = request_timeout
         yield
 
     app = FastAPI(title="Scrawl", version=_version(), description=DESCRIPTION, lifespan=lifespan,
@@ -115,7 +129,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        return _error(exc.status, exc.message)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(ScrawlError)
     async def scrawl_error(request: Request, exc: ScrawlError):
@@ -178,8 +192,23 @@ def _add_api(app: FastAPI, service: Service) -> None:
     charset_q = Query(None, description="answer only within digits, upper, lower, letters or alnum (default: all)")
 
     async def work(request: Request, fn, *args):
-        # In a worker thread, so the event loop keeps serving; at most `workers` at once.
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=request.app.state.limiter)
+        # In a worker thread, so the event loop keeps serving; at most `workers` at once, at most
+        # `max_queue` more waiting, each for at most `request_timeout` seconds.
+        state = request.app.state
+        if state.pending >= state.max_pending:
+            raise ApiError(503, f"the server is busy ({state.pending} recognitions running or waiting): "
+                                "try again in a second", headers={"Retry-After": "1"})
+        state.pending += 1
+        try:
+            with anyio.fail_after(state.request_timeout):
+                # Abandoned on timeout: the thread finishes on its own and then frees its worker slot.
+                return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=state.limiter,
+                                                      abandon_on_cancel=True)
+        except TimeoutError:
+            raise ApiError(503, f"the recognition took longer than {state.request_timeout:g} s: try a smaller "
+                                "image", headers={"Retry-After": "5"}) from None
+        finally:
+            state.pending -= 1
 
     @app.post("/api/predict", response_model=schemas.PredictResult, responses=errors,
               openapi_extra={"requestBody": image_body}, summary="Read one character")

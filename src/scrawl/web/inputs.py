@@ -32,10 +32,11 @@ HOW = (
 class ApiError(Exception):
     """A request the API refuses: becomes {"error": message} with this HTTP status."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 async def image_and_options(request: Request) -> tuple[bytes, dict]:
