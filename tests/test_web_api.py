@@ -504,3 +504,16 @@ def test_large_multipart_upload_stays_in_memory(client, monkeypatch):
     r = client.post("/api/predict", files={"file": ("noise.png", data, "image/png")})
     assert r.status_code in (200, 422)
     assert made == []
+
+
+def test_safe_defaults_no_cors_and_loopback_only(client):
+    from scrawl.cli import build_parser
+
+    r = client.post("/api/predict", content=canvas(SEVEN), headers={"content-type": "image/png",
+                                                                   "origin": "https://evil.example"})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    r = client.options("/api/predict", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert "access-control-allow-origin" not in r.headers
+    assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    csp = client.get("/").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
