@@ -163,3 +163,17 @@ def test_disk_full_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatc
     assert path.read_bytes() == before  # the previous checkpoint is untouched and still loads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no half-written temp file left
     load_checkpoint(path)
+
+
+def test_stale_temp_files_are_cleared_and_mode_follows_umask(tmp_path):
+    stale = tmp_path / ".m.pt.k1ll3d.tmp"  # what a writer killed mid-save leaves behind
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".other.pt.x.tmp"  # another file's temp is not ours to remove
+    other.write_bytes(b"x")
+    old = os.umask(0o022)
+    try:
+        path, _ = _saved(tmp_path)
+    finally:
+        os.umask(old)
+    assert not stale.exists() and other.exists()
+    assert (path.stat().st_mode & 0o777) == 0o644

@@ -83,7 +83,13 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, train
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        # A writer killed between creating its temp file and renaming it leaves the temp behind.
+        for stale in folder.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary file
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint in {folder}: {exc.strerror or exc}") from None
     try:
@@ -92,6 +98,7 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, train
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)  # so the rename itself survives a power cut
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -101,6 +108,19 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, train
             raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. platforms that cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

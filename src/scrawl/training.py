@@ -154,6 +154,17 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+def _check_writable(folder: Path) -> None:
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ScrawlError(f"cannot write to the output folder {folder}: {exc.strerror or exc}") from None
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool = False,
           progress: bool = True, threads: int | None = None) -> dict:
     """Train `cfg` into `out_dir` (best.pt, last.pt). Returns {"best", "last", "history", "best_val_acc"}.
@@ -163,6 +174,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
 
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    _check_writable(out_dir)  # before loading data and training an epoch, not at the first checkpoint
     saved = None
     if resume:
         saved = load_checkpoint(last_path)
