@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
+from .fsutil import fsync_folder
 
 FORMAT = "scrawl-checkpoint"
 FORMAT_VERSION = 1
@@ -98,7 +99,7 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, train
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_folder(folder)  # so the rename itself survives a power cut
+        fsync_folder(folder)  # so the rename itself survives a power cut
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -108,19 +109,6 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, train
             raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
         raise
     return path
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms that cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

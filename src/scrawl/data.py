@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DataError, DownloadError
+from .fsutil import fsync_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -578,19 +579,6 @@ def _tmp_name(dest: Path) -> Path:
     return dest.with_name(f"{dest.name}.part-{secrets.token_hex(6)}")
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _progress_bar(total: int | None, desc: str, enabled: bool):
     from tqdm import tqdm
 
@@ -670,7 +658,7 @@ def _download_one(url: str, dest: Path, sha256: str | None, md5: str | None, siz
                     read_error=(OSError, http.client.HTTPException), bar=bar,
                 )
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_folder(dest.parent)
         _remember_digest(dest, "sha256", digest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -777,7 +765,7 @@ def _extract_from_archive(info: DatasetInfo, archive: Path, wanted: Sequence[str
                         broke_off="damaged archive member: reading failed",
                     )
                 os.replace(tmp, dest)
-                _fsync_dir(folder)
+                fsync_folder(folder)
                 _remember_digest(dest, "sha256", digest)
                 log.info("extracted %s from %s", fname, archive.name)
             except _MirrorFailure as exc:
