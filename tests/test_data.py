@@ -4,7 +4,6 @@ local HTTP server only, never the internet), data-folder resolution, train/val s
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import http.server
 import socket
 import threading

@@ -9,7 +9,6 @@
   traceback).
 """
 
-import os
 import random
 import signal
 import subprocess
