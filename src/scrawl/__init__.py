@@ -1,6 +1,7 @@
 """Scrawl: read handwriting — digits, letters and strings of them.
 
-Nothing heavy is imported here: `from scrawl import Recognizer` loads torch only when asked for.
+Nothing heavy is imported here: `from scrawl import Recognizer` loads torch only when a model is
+loaded with the torch runtime (the onnx runtime never does).
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The `scrawl` command: data, train, evaluate, predict, serve.
+"""The `scrawl` command: data, train, evaluate, predict, export, serve.
 
 The only module that prints. Every user mistake surfaces as a ScrawlError: one line on stderr,
 exit status 2, no traceback.
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ScrawlError
+from .errors import ScrawlError, TrainingInterrupted
 
 # Named charsets, kept here too so `scrawl --help` doesn't import torch (see scrawl.inference.CHARSETS).
 CHARSETS = ("alnum", "digits", "letters", "lower", "upper")
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_dir_arg(sp):
         sp.add_argument("--data-dir", help="folder holding the datasets (default: $SCRAWL_DATA, else a user cache folder)")
+
+    def runtime_arg(sp):
+        sp.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                        help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
+                             "(.onnx), without loading torch (default: torch)")
 
     d = sub.add_parser("data", help="list, download and verify datasets")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -58,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"])
     t.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
     t.add_argument("--threads", type=int, help="CPU threads for torch")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to train: auto (a GPU when there is one), cpu or cuda (default: auto)")
     t.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     t.add_argument("--resume", action="store_true", help="continue exactly where OUT/last.pt stopped")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     pr.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
+    runtime_arg(pr)
+
+    ex = sub.add_parser("export", help="export a model to ONNX (.onnx plus a .json sidecar), checked against PyTorch")
+    ex.add_argument("checkpoint", metavar="CHECKPOINT", help="bundled model name (digits, chars) or checkpoint file")
+    ex.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: onnx)")
+    ex.add_argument("--out", help="output .onnx file (default: next to the checkpoint with the .onnx suffix; "
+                                  "for a bundled model, NAME.onnx in the current folder)")
+    ex.add_argument("--check", action="append", metavar="IMAGE",
+                    help="also compare ONNX Runtime with PyTorch on this image (repeatable; the bundled samples "
+                         "are always used)")
 
     sv = sub.add_parser("serve", help="start the web app: a drawing page and a REST API")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -92,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="recognitions that may wait for a CPU; more get 503 + Retry-After (default: 32)")
     sv.add_argument("--request-timeout", type=float, default=30.0,
                     help="seconds a recognition may take, waiting included, before a 503 (default: 30)")
+    runtime_arg(sv)
     return p
 
 
@@ -99,12 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handler = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-               "serve": cmd_serve}[args.command]
+               "export": cmd_export, "serve": cmd_serve}[args.command]
     try:
         return handler(args) or 0
-    except ScrawlError as exc:
-        from .training import TrainingInterrupted
-
+    except ScrawlError as exc:  # a user's mistake: the message, no traceback (and no torch import)
         print(f"scrawl: {'' if isinstance(exc, TrainingInterrupted) else 'error: '}{exc}", file=sys.stderr)
         return 130 if isinstance(exc, TrainingInterrupted) else 2
     except KeyboardInterrupt:
@@ -172,7 +188,16 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if not args.resume and (out / "last.pt").exists():
         raise ScrawlError(f"{out} already holds a training run; use --resume to continue it or --out for a new folder")
-    result = train(cfg, out, data_dir=args.data_dir, resume=args.resume, progress=not args.no_progress, threads=args.threads)
+
+    try:
+        result = train(cfg, out, data_dir=args.data_dir, resume=args.resume, progress=not args.no_progress,
+                       threads=args.threads, device=args.device)
+    except TrainingInterrupted:
+        if int(os.environ.get("RANK", "0") or 0) > 0:  # under torchrun, rank 0 says it for all
+            return 130
+        raise
+    if result["rank"] > 0:
+        return 0
     last = result["history"][-1] if result["history"] else {}
     print(f"best validation accuracy {result['best_val_acc']:.4f}; final epoch: {json.dumps(last)}")
     print(f"wrote {result['best']} and {result['last']}")
@@ -211,8 +236,8 @@ def cmd_evaluate(args) -> int:
     else:
         shown = ds.images.numpy()
         x = to_input(ds.images)
-    probs = torch.cat([rec.probabilities(x[i : i + 1000], args.charset) for i in range(0, len(x), 1000)])
-    probs = probs[:, allowed].numpy()
+    probs = np.concatenate([rec.probabilities(x[i : i + 1000], args.charset) for i in range(0, len(x), 1000)])
+    probs = probs[:, allowed]
     metrics = compute_metrics(labels, probs, classes, merge=merge_map(classes))
     info = {"model": rec.name, "checkpoint": str(rec.checkpoint.path), "architecture": rec.meta["arch"],
             "parameters": rec.meta.get("parameters"), "trained on": rec.meta.get("dataset", {}).get("name"),
@@ -251,7 +276,7 @@ def cmd_predict(args) -> int:
 
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
-    rec = Recognizer(args.model)
+    rec = Recognizer(args.model, runtime=args.runtime)
     paths = expand_paths(args.paths)
     failures = 0
     width = max([len(p) for p in paths] + [4])
@@ -277,6 +302,19 @@ def cmd_predict(args) -> int:
     return 1 if failures else 0
 
 
+# --- export -----------------------------------------------------------------------------------
+
+def cmd_export(args) -> int:
+    from .export import export_onnx
+
+    result = export_onnx(args.checkpoint, args.out, check_images=args.check)
+    print(f"wrote {result['onnx']} ({result['bytes'] / 2**20:.2f} MiB) and {result['sidecar']}")
+    print(f"ONNX Runtime matches PyTorch: max |logit difference| {result['max_abs_diff']:.2g} on "
+          f"{result['images']} real images (batches of {', '.join(map(str, result['batch_sizes']))})")
+    print(f"use it with: scrawl predict --runtime onnx --model {result['onnx']} IMAGE...")
+    return 0
+
+
 # --- serve ------------------------------------------------------------------------------------
 
 def cmd_serve(args) -> int:
@@ -292,7 +330,7 @@ def cmd_serve(args) -> int:
     if args.max_queue < 0 or not args.request_timeout > 0:
         raise ScrawlError("--max-queue must be 0 or more and --request-timeout positive")
     app = create_app(models or None, max_body_bytes=int(args.max_body_mb * 2**20),  # None: all bundled models
-                     max_queue=args.max_queue, request_timeout=args.request_timeout)
+                     max_queue=args.max_queue, request_timeout=args.request_timeout, runtime=args.runtime)
     models = list(app.state.service.sources)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::"):

@@ -27,3 +27,7 @@ class ImageError(ScrawlError):
 
 class EmptyImageError(ImageError):
     """An image holds no ink: there is nothing to read."""
+
+
+class TrainingInterrupted(ScrawlError):
+    """Raised after Ctrl-C / SIGTERM once a resumable `last.pt` has been written (CLI exit status 130)."""

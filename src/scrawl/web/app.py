@@ -6,8 +6,10 @@ every request reuses them (no per-request loading). Requests are guarded before 
 4xx JSON {"error": "..."} that says what was wrong, and the server keeps serving.
 
 The recognition work (decoding, framing, the model) runs in worker threads, at most `workers` at once
-(one per core), so the event loop keeps accepting requests; torch uses `threads` threads per request (1:
-one small image is fastest single-threaded, and concurrent requests then use the other cores).
+(one per core), so the event loop keeps accepting requests; the model uses `threads` threads per request
+(1: one small image is fastest single-threaded, and concurrent requests then use the other cores).
+
+`runtime="onnx"` serves exported .onnx models (scrawl export) with ONNX Runtime, and never imports torch.
 """
 
 from __future__ import annotations
@@ -72,21 +74,22 @@ too large, 415 unsupported Content-Type, 422 the image cannot be used (not an im
 size, too many pixels, too many characters) or a bad option."""
 
 
-def create_app(models: list[str] | tuple[str, ...] | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
-               threads: int = 1, workers: int | None = None, uncertain_below: float = UNCERTAIN_BELOW,
-               max_characters: int | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
-               request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> FastAPI:
-    """The web app. models: bundled model names or checkpoint paths (default: every bundled model that
-    is installed, "digits" first); the first is the default. Names are checked now; the models load when the app starts.
-    threads: torch threads per recognition; workers: recognitions running at once (default: one per
+def create_app(models: list[str] | tuple[str, ...] | None = None, *, runtime: str = "torch",
+               max_body_bytes: int = DEFAULT_MAX_BODY, threads: int = 1, workers: int | None = None,
+               uncertain_below: float = UNCERTAIN_BELOW, max_characters: int | None = None,
+               max_queue: int = DEFAULT_MAX_QUEUE, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> FastAPI:
+    """The web app. models: bundled model names or model files, checkpoints for runtime "torch" and
+    exported .onnx files for runtime "onnx" (default: every bundled model that is installed, "digits"
+    first); the first is the default. Names are checked now; the models load when the app starts.
+    threads: threads per recognition; workers: recognitions running at once (default: one per
     CPU core; more requests wait their turn, so a burst of large photos cannot exhaust the memory);
     max_queue: how many may wait (beyond that: 503 with Retry-After); request_timeout: seconds a
     recognition may take, waiting included (beyond that: 503)."""
     # Uploaded files stay in memory up to the body limit: Starlette would otherwise spool parts over
     # 1 MiB to a temporary file, and uploads are never to touch the disk.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_body_bytes + 1)
-    service = Service(models or _bundled_models(), threads=threads, uncertain_below=uncertain_below,
-                      max_characters=max_characters)
+    service = Service(models or _bundled_models(runtime), runtime=runtime, threads=threads,
+                      uncertain_below=uncertain_below, max_characters=max_characters)
     workers = workers or os.cpu_count() or 1
 
     @asynccontextmanager
@@ -109,11 +112,12 @@ def create_app(models: list[str] | tuple[str, ...] | None = None, *, max_body_by
     return app
 
 
-def _bundled_models() -> list[str]:
-    from ..inference import BUNDLED, DEFAULT_MODEL, bundled_path
+def _bundled_models(runtime: str = "torch") -> list[str]:
+    from ..inference import BUNDLED, DEFAULT_MODEL, bundled_path, check_runtime
 
+    check_runtime(runtime)
     names = [DEFAULT_MODEL] + [n for n in BUNDLED if n != DEFAULT_MODEL]
-    return [n for n in names if n == DEFAULT_MODEL or bundled_path(n).is_file()]
+    return [n for n in names if n == DEFAULT_MODEL or bundled_path(n, runtime).is_file()]
 
 
 def _version() -> str:

@@ -1,7 +1,8 @@
 """What the API does, without HTTP: the loaded models and the predict / read / describe answers.
 
 Loaded once (Service.load, from the app's lifespan) and shared by all requests; the methods are called
-from the thread pool, and torch's inference is thread-safe for a model in eval mode.
+from the thread pool: torch's inference is thread-safe for a model in eval mode, and so is ONNX Runtime's
+InferenceSession.run. With runtime "onnx" nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ NOTHING = "nothing to read"
 
 
 class Service:
-    def __init__(self, models: list[str] | tuple[str, ...], *, threads: int = 1, uncertain_below: float = 0.6,
-                 max_characters: int | None = None):
-        from ..inference import resolve_model  # no torch here: inference imports it lazily at call time
+    def __init__(self, models: list[str] | tuple[str, ...], *, runtime: str = "torch", threads: int = 1,
+                 uncertain_below: float = 0.6, max_characters: int | None = None):
+        from ..inference import resolve_model  # no torch here: only the torch runtime imports it, at load
 
+        self.runtime = runtime
         self.sources: dict[str, str] = {}
         for model in models:
-            resolve_model(model)  # a missing file or unknown name is a clear error now, not at startup
+            path = resolve_model(model, runtime)  # a missing file or unknown name is a clear error now, not at startup
+            if runtime == "onnx":
+                from ..export import check_onnx_file
+
+                check_onnx_file(path)  # so is a missing or mismatched sidecar
             name = _model_name(model)
             if name in self.sources:
                 raise ScrawlError(f"two models are named {name!r}: rename one of the checkpoint files")
@@ -39,46 +45,44 @@ class Service:
 
     def load(self) -> None:
         import numpy as np
-        import torch
 
         from ..inference import Recognizer
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        if self.runtime == "torch" and self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)  # process-wide in torch; per session in ONNX Runtime
         for name, source in self.sources.items():
             t = time.perf_counter()
-            rec = Recognizer(source)
-            rec.model = _for_serving(rec.model, rec.spec.size)
-            with torch.inference_mode():  # warm-up: the first call allocates; no request should pay for it
-                rec.predict_framed(np.zeros((1, rec.spec.size, rec.spec.size), np.float32))
+            if self.runtime == "torch":
+                rec = Recognizer(source)
+                rec.model = _for_serving(rec.model, rec.spec.size)
+            else:  # ONNX Runtime fuses batch norms itself (graph optimizations)
+                rec = Recognizer(source, runtime=self.runtime, threads=self.threads)
+            # Warm-up: the first call allocates; no request should pay for it.
+            rec.predict_framed(np.zeros((1, rec.spec.size, rec.spec.size), np.float32))
             self.models[name] = rec
-            log.info("loaded model %s (%d classes) from %s in %.2f s", name, len(rec.classes), source,
-                     time.perf_counter() - t)
+            log.info("loaded model %s (%d classes, %s runtime) from %s in %.2f s", name, len(rec.classes),
+                     self.runtime, rec.path, time.perf_counter() - t)
 
     # --- answers ------------------------------------------------------------------------------
 
     def predict(self, data: bytes, name: str, top_k: int, charset: str | None = None) -> dict:
-        import torch
-
         rec = self.models[name]
         try:
             framed = rec.frame(data)
         except EmptyImageError as exc:
             return {"model": name, "empty": True, "message": f"{NOTHING}: {exc}", "label": None,
                     "confidence": 0.0, "uncertain": True, "top_k": [], "framed": None}
-        with torch.inference_mode():
-            pred = rec.predict_framed(framed[None], top_k=top_k, charset=charset)[0]
+        pred = rec.predict_framed(framed[None], top_k=top_k, charset=charset)[0]
         return {"model": name, "empty": False, "message": None, **self._character(pred)}
 
     def read(self, data: bytes, name: str, top_k: int, charset: str | None = None) -> dict:
-        import torch
-
         from ..segment import MAX_CHARACTERS, read
 
         rec = self.models[name]
-        with torch.inference_mode():
-            seg, preds = read(data, rec, top_k=top_k, charset=charset,
-                              max_characters=self.max_characters or MAX_CHARACTERS)
+        seg, preds = read(data, rec, top_k=top_k, charset=charset,
+                          max_characters=self.max_characters or MAX_CHARACTERS)
         characters = [{"box": list(piece.box), "line": piece.line, **self._character(pred)}
                       for piece, pred in zip(seg.pieces, preds)]
         lines = ["".join(c["label"] for c in characters if c["line"] == i) for i in range(seg.lines)]

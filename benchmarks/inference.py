@@ -1,0 +1,202 @@
+"""Inference speed of the bundled digit model: PyTorch and ONNX Runtime backends, against the seed's Keras model.
+
+For each backend (`Recognizer(runtime=...)` and `scrawl serve --runtime ...`):
+- Python API: one 280x280 canvas PNG per call through `Recognizer.predict`, preprocessing included,
+  one thread (p50/p99);
+- batch throughput: framed 28x28 images, batches of 1000, all cores (images/s) — the model alone,
+  like Keras's `model.predict(x, batch_size=1000)`;
+- HTTP: /api/predict of the same PNG against a real `scrawl serve` on 127.0.0.1, 1 and 8 clients
+  (benchmarks/serve_latency.py's client), server start to first answer, and the server's peak
+  resident memory (VmHWM) after the run.
+Keras (benchmarks/keras_seed.py, when TensorFlow is installed): `model.predict` and a direct call on one
+image, and batch throughput. Writes benchmarks/results/inference.{json,md}; `--check` exits 1 when a bar
+is missed.
+
+    python benchmarks/inference.py [--runtimes torch,onnx] [--seconds 5] [--no-keras] [--check]
+
+Clients and server share the machine's cores, so the HTTP figures are an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from serve_latency import canvas_png, free_port, scenario, start_server  # noqa: E402
+
+# Issue #5's bars (ONNX Runtime backend); the batch bar is relative to Keras's figure.
+BARS = {"api_p50_ms": 1.0, "http_p50_ms": 3.0, "startup_s": 2.0, "rss_mb": 400.0, "batch_x_keras": 3.0}
+
+
+def timed(fn, seconds: float) -> dict:
+    for _ in range(50):  # warm-up
+        fn()
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"p50_ms": round(1000 * statistics.median(times), 4),
+            "p99_ms": round(1000 * times[int(0.99 * (len(times) - 1))], 4), "n": len(times)}
+
+
+def api_figures(runtime: str, seconds: float) -> dict:
+    """In a fresh subprocess, so that one backend's imports (torch) do not weigh on the other's."""
+    code = f"""
+import json, sys, time
+sys.path.insert(0, {str(HERE)!r})
+from inference import timed
+from serve_latency import canvas_png
+import numpy as np
+from scrawl.inference import Recognizer
+png = canvas_png("7", (280, 280), 18)
+def recognizer(threads):
+    if {runtime!r} == "torch":  # torch's threads are process-wide
+        import torch
+        torch.set_num_threads(threads)
+        return Recognizer("digits", runtime="torch")
+    return Recognizer("digits", runtime="onnx", threads=threads)
+rec = recognizer(1)
+assert rec.predict(png).label == "7"
+api = timed(lambda: rec.predict(png), {seconds})
+rec = recognizer({os.cpu_count()})
+batch = np.random.default_rng(0).random((1000, 28, 28), dtype=np.float32)
+rec.predict_framed(batch)
+t0 = time.perf_counter(); reps = 10
+for _ in range(reps):
+    rec.predict_framed(batch)
+print(json.dumps({{"api": api, "batch_images_per_s": reps * len(batch) / (time.perf_counter() - t0),
+                  "torch_imported": "torch" in sys.modules}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"API benchmark ({runtime}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def http_figures(runtime: str, requests: int, per_client: int) -> dict:
+    port = free_port()
+    proc, startup = start_server(port, runtime=runtime)
+    try:
+        png = canvas_png("7", (280, 280), 18)
+        one = scenario(port, "predict", "/api/predict", png, 1, requests, 30)
+        eight = scenario(port, "predict", "/api/predict", png, 8, per_client, 30)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {"startup_s": round(startup, 3), "peak_rss_mb": round(rss, 1), "one_client": one, "eight_clients": eight}
+
+
+def keras_figures(seconds: float) -> dict | None:
+    if importlib.util.find_spec("tensorflow") is None:
+        print("TensorFlow is not installed: no Keras rows (pip install -c constraints.txt -e '.[bench]')")
+        return None
+    proc = subprocess.run([sys.executable, str(HERE / "keras_seed.py"), "infer", "--seconds", str(seconds)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"Keras benchmark failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def markdown(r: dict) -> str:
+    lines = [f"Inference with the bundled digit model, measured {r['when']} on {r['machine']} by "
+             f"`benchmarks/inference.py` (load average before: {r['loadavg_before']}).", "",
+             "| backend | API p50 / p99 ms (1 image, with preprocessing) | batch images/s | HTTP p50 / p99 ms, 1 client | "
+             "HTTP p50 / p99 ms, 8 clients | server start s | server peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, b in r["backends"].items():
+        h = b["http"]
+        lines.append(f"| Scrawl, {name} | {b['api']['p50_ms']:.3f} / {b['api']['p99_ms']:.3f} | "
+                     f"{b['batch_images_per_s']:,.0f} | {h['one_client']['p50_ms']:.2f} / {h['one_client']['p99_ms']:.2f} | "
+                     f"{h['eight_clients']['p50_ms']:.2f} / {h['eight_clients']['p99_ms']:.2f} | {h['startup_s']:.2f} | "
+                     f"{h['peak_rss_mb']:.0f} |")
+    k = r.get("keras")
+    if k:
+        lines.append(f"| Keras {k['tensorflow']} `model.predict` (1 image, no preprocessing) | "
+                     f"{k['predict']['p50_ms']:.2f} / {k['predict']['p99_ms']:.2f} | {k['batch_images_per_s']:,.0f} | | | | |")
+        lines.append(f"| Keras direct call `model(x)` (1 image) | {k['direct']['p50_ms']:.2f} / {k['direct']['p99_ms']:.2f} "
+                     f"| | | | | |")
+    if r["bars"]:
+        lines += ["", "| bar | limit | measured | |", "|---|---:|---:|---|"]
+        for b in r["bars"]:
+            lines.append(f"| {b['bar']} | {b['limit']} | {b['measured']} | {'pass' if b['ok'] else '**FAIL**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def bars(r: dict) -> list[dict]:
+    out = []
+    onnx = r["backends"].get("onnx")
+    if onnx:
+        h = onnx["http"]
+        out += [
+            {"bar": "API p50, 1 image (ONNX Runtime)", "limit": f"<= {BARS['api_p50_ms']} ms",
+             "measured": f"{onnx['api']['p50_ms']:.3f} ms", "ok": onnx["api"]["p50_ms"] <= BARS["api_p50_ms"]},
+            {"bar": "HTTP predict p50, 1 client (ONNX Runtime)", "limit": f"<= {BARS['http_p50_ms']} ms",
+             "measured": f"{h['one_client']['p50_ms']:.2f} ms", "ok": h["one_client"]["p50_ms"] <= BARS["http_p50_ms"]},
+            {"bar": "serve start to first answer (ONNX Runtime)", "limit": f"<= {BARS['startup_s']} s",
+             "measured": f"{h['startup_s']:.2f} s", "ok": h["startup_s"] <= BARS["startup_s"]},
+            {"bar": "serve peak RSS (ONNX Runtime)", "limit": f"<= {BARS['rss_mb']:.0f} MB",
+             "measured": f"{h['peak_rss_mb']:.0f} MB", "ok": h["peak_rss_mb"] <= BARS["rss_mb"]},
+        ]
+    k = r.get("keras")
+    if k:
+        best = max(b["batch_images_per_s"] for b in r["backends"].values())
+        ratio = best / k["batch_images_per_s"]
+        out.append({"bar": "batch throughput vs Keras", "limit": f">= {BARS['batch_x_keras']}x",
+                    "measured": f"{ratio:.1f}x", "ok": ratio >= BARS["batch_x_keras"]})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runtimes", default="torch,onnx")
+    ap.add_argument("--seconds", type=float, default=5.0, help="time spent on each API latency measurement")
+    ap.add_argument("--requests", type=int, default=1000, help="HTTP requests with one client")
+    ap.add_argument("--per-client", type=int, default=250, help="HTTP requests per client with 8 clients")
+    ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a bar is missed")
+    args = ap.parse_args(argv)
+    from datetime import datetime, timezone
+
+    report = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}",
+              "loadavg_before": [round(x, 2) for x in os.getloadavg()], "backends": {}}
+    for runtime in args.runtimes.split(","):
+        fig = api_figures(runtime, args.seconds)
+        fig["http"] = http_figures(runtime, args.requests, args.per_client)
+        report["backends"][runtime] = fig
+        print(f"{runtime}: API p50 {fig['api']['p50_ms']:.3f} ms, batch {fig['batch_images_per_s']:,.0f} img/s, "
+              f"HTTP p50 {fig['http']['one_client']['p50_ms']:.2f} ms, start {fig['http']['startup_s']:.2f} s, "
+              f"RSS {fig['http']['peak_rss_mb']:.0f} MB", flush=True)
+    report["keras"] = None if args.no_keras else keras_figures(args.seconds)
+    report["bars"] = bars(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
+    md = markdown(report)
+    (args.out / "inference.md").write_text(md)
+    print(md)
+    return 1 if args.check and not all(b["ok"] for b in report["bars"]) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
