@@ -591,3 +591,22 @@ def test_to_tensor():
     assert many.shape == (5, 1, 28, 28) and many.dtype == torch.float32
     with pytest.raises(ValueError):
         to_tensor(np.zeros((2, 2, 28, 28)))
+
+
+def test_otsu_from_the_histogram_matches_opencv():
+    """_normalise takes Otsu's threshold from the histogram it already has; it must be OpenCV's."""
+    import cv2
+
+    from scrawl.preprocess import _hist, _otsu
+
+    rng = np.random.default_rng(1)
+    cases = [rng.integers(0, 256, (50, 60)), np.clip(rng.normal(90, 25, (40, 40)), 0, 255),
+             np.zeros((8, 8)), np.full((8, 8), 200), (rng.random((30, 30)) < 0.1) * 255]
+    for _ in range(200):
+        a = np.zeros((64, 64))
+        a[rng.integers(0, 64, 40), rng.integers(0, 64, 40)] = rng.integers(1, 256, 40)
+        cases.append(a)
+    for a in cases:
+        a = a.astype(np.uint8)
+        expected, _ = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        assert _otsu(_hist(a)) == int(expected)

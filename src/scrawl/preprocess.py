@@ -264,8 +264,8 @@ def _ink_from_pil(im: Image.Image, where: str) -> np.ndarray:
         bands = im.getbands()
         if "A" in bands or "a" in bands or "transparency" in im.info:
             rgba = np.asarray(im.convert("RGBA"))
-            gray = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY).astype(np.float32) / 255
-            return _ink_from_channels(gray, rgba[..., 3].astype(np.float32) / 255)
+            return _ink_from_channels(lambda: cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY).astype(np.float32) / 255,
+                                      rgba[..., 3].astype(np.float32) / 255)
         if im.mode == "F":  # float TIFF: any range; only the relative levels matter
             a = np.asarray(im, dtype=np.float32)
             if not np.isfinite(a).all():
@@ -293,6 +293,13 @@ def _ink_from_array(a) -> np.ndarray:
             + (" (use frame_batch for a stack of images)" if a.ndim == 3 else "")
         )
     _check_size(a.shape[1], a.shape[0], " (array)")
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 4:
+        # The common canvas case: the alpha alone is the ink, so the colour channels are converted
+        # only if they turn out to be needed (same values as converting everything first).
+        rgb = a[..., :3]
+        return _ink_from_channels(
+            lambda: cv2.cvtColor(np.ascontiguousarray(rgb).astype(np.float32) / 255, cv2.COLOR_RGB2GRAY),
+            np.ascontiguousarray(a[..., 3]).astype(np.float32) / 255)
     if a.dtype == np.bool_:
         a = a.astype(np.float32)
     elif a.dtype == np.uint8:
@@ -324,12 +331,13 @@ def _ink_from_array(a) -> np.ndarray:
     return _ink_from_channels(gray, np.ascontiguousarray(a[..., 3]) if a.shape[2] == 4 else None)
 
 
-def _ink_from_channels(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """gray (and alpha) float32 in [0, 1] -> ink map."""
+def _ink_from_channels(gray, alpha: np.ndarray | None) -> np.ndarray:
+    """gray (or a function that makes it, called only if needed) and alpha, float32 in [0, 1] -> ink map."""
     if alpha is None or alpha.min() >= 1 - 1e-3:  # no transparency anywhere: an ordinary picture
-        return _ink_from_gray(gray)
+        return _ink_from_gray(gray() if callable(gray) else gray)
     opaque = alpha > 0.5
     if opaque.mean() > OPAQUE_SHEET_FRAC:  # a picture (of paper) with some transparent margins/pixels
+        gray = gray() if callable(gray) else gray
         values = gray[opaque][:: max(1, int(opaque.sum()) // 100_000)]
         sheet = np.float32(np.median(values))
         return _ink_from_gray(gray * alpha + sheet * (1 - alpha))
@@ -349,6 +357,26 @@ def _hist_percentile(hist: np.ndarray, q: float) -> float:
 
 def _hist(x8: np.ndarray) -> np.ndarray:
     return cv2.calcHist([x8], [0], None, [256], [0, 256]).ravel()
+
+
+def _otsu(hist: np.ndarray) -> int:
+    """Otsu's threshold from a 256-bin histogram: OpenCV's THRESH_OTSU computed on the histogram we
+    already have (cv2.threshold would histogram the image again). Same rule as OpenCV's
+    getThreshVal_Otsu_8u: the first level with the largest between-class variance, skipping levels
+    where either class is (nearly) empty."""
+    p = hist.astype(np.float64) / max(float(hist.sum()), 1.0)
+    levels = np.arange(256, dtype=np.float64)
+    q1 = np.cumsum(p)
+    q2 = 1.0 - q1
+    mu = float(p @ levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu1 = np.cumsum(p * levels) / q1
+        mu2 = (mu - q1 * mu1) / q2
+        sigma = q1 * q2 * (mu1 - mu2) ** 2
+    eps = np.finfo(np.float32).eps
+    valid = (np.minimum(q1, q2) >= eps) & (np.maximum(q1, q2) <= 1 - eps)
+    sigma = np.where(valid, sigma, 0.0)
+    return int(np.argmax(sigma)) if sigma.max() > 0 else 0
 
 
 def _ink_from_gray(g: np.ndarray) -> np.ndarray:
@@ -403,14 +431,18 @@ def _background(g: np.ndarray, med: float, light: bool):
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     """Background ~0, ink > 0 -> ink level mapped to 1, faint noise cut to 0 (soft threshold)."""
-    x8 = _u8(x)
-    hist = _hist(x8)
+    # Only the bounding box of x > 0 is converted and mapped: outside it every pixel is in bin 0 and
+    # maps to 0 (floor > 0), and a drawing usually covers a small part of its canvas.
+    bx, by, bw, bh = cv2.boundingRect((x > 0).astype(np.uint8))
+    roi = x[by : by + bh, bx : bx + bw]
+    hist = _hist(_u8(roi)) if roi.size else np.zeros(256, np.float32)
+    hist[0] += x.size - roi.size
     med = _hist_percentile(hist, 50)
     dev = np.abs(np.arange(256) / 255 - med)  # MAD from the histogram
     order = np.argsort(dev, kind="stable")
     c = np.cumsum(hist[order])
     sigma = 1.4826 * float(dev[order][np.searchsorted(c, 0.5 * c[-1])])
-    otsu, _ = cv2.threshold(x8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    otsu = _otsu(hist)
     above = hist.copy()
     above[: int(otsu) + 1] = 0
     if above.sum() == 0:
@@ -419,8 +451,10 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     if level - med < max(MIN_CONTRAST, MIN_SNR * sigma):
         return np.zeros_like(x)
     floor = min(0.5, max(FLOAT_DUST, (med + NOISE_SIGMAS * sigma) / level))
-    y = (x * np.float32(1 / level) - np.float32(floor)) * np.float32(1 / (1 - floor))
-    return np.clip(y, 0, 1).astype(np.float32)
+    out = np.zeros(x.shape, np.float32)
+    y = (roi * np.float32(1 / level) - np.float32(floor)) * np.float32(1 / (1 - floor))
+    out[by : by + bh, bx : bx + bw] = np.clip(y, 0, 1)
+    return out
 
 
 # ========================================================================================== frame ====
@@ -483,6 +517,13 @@ def _frame_ink(ink: np.ndarray, spec: FrameSpec) -> np.ndarray:
 
 def _clean_crop(ink: np.ndarray) -> np.ndarray:
     """Drop specks and faint stray ink, refuse empty images, crop to the ink's bounding box."""
+    full_shape = ink.shape
+    # Work inside the bounding box of all ink, widened by the halo: nothing outside it can change the
+    # result, and a drawing usually covers a small part of its canvas.
+    bx, by, bw, bh = cv2.boundingRect((ink > 0).astype(np.uint8))
+    if bw and bh:
+        x0, y0 = max(0, bx - HALO - 1), max(0, by - HALO - 1)
+        ink = ink[y0 : by + bh + HALO + 1, x0 : bx + bw + HALO + 1]
     core = (ink > INK_LEVEL).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     if n <= 1:
@@ -491,10 +532,10 @@ def _clean_crop(ink: np.ndarray) -> np.ndarray:
     keep = areas >= SPECK_REL * areas.max()
     total = int(areas[keep].sum())
     extent = int(np.max(stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]][keep]))
-    if total < MIN_INK_PIXELS or extent < max(2, MIN_INK_EXTENT * min(ink.shape)):
+    if total < MIN_INK_PIXELS or extent < max(2, MIN_INK_EXTENT * min(full_shape)):
         raise EmptyImageError(
             f"no ink found: only specks ({total} ink pixel(s), at most {extent} px across) in a "
-            f"{ink.shape[1]}x{ink.shape[0]} image"
+            f"{full_shape[1]}x{full_shape[0]} image"
         )
     if not keep.all():
         core = np.concatenate([[0], keep]).astype(np.uint8)[labels]
