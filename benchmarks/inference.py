@@ -121,6 +121,39 @@ def keras_figures(seconds: float) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def multiply_adds() -> dict:
+    """Multiply-adds per 28x28 image of the bundled digit model's network and of the seed's network
+    (scrawl.models.Baseline is its PyTorch twin), counted from the layers' output shapes."""
+    import torch
+
+    from scrawl.checkpoint import load_checkpoint
+    from scrawl.inference import bundled_path
+    from scrawl.models import build_model, count_parameters
+
+    def count(model) -> int:
+        total = 0
+
+        def hook(mod, inp, out):
+            nonlocal total
+            if isinstance(mod, torch.nn.Conv2d):
+                k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+                total += out[0].numel() * k
+            elif isinstance(mod, torch.nn.Linear):
+                total += mod.in_features * mod.out_features
+
+        handles = [m.register_forward_hook(hook) for m in model.modules()]
+        with torch.inference_mode():
+            model.eval()(torch.zeros(1, 1, 28, 28))
+        for h in handles:
+            h.remove()
+        return total
+
+    digits = load_checkpoint(bundled_path("digits")).build_model()
+    seed = build_model("baseline", num_classes=10)
+    return {"digits": {"arch": "scrawlnet", "parameters": count_parameters(digits), "multiply_adds": count(digits)},
+            "seed_keras": {"arch": "baseline", "parameters": count_parameters(seed), "multiply_adds": count(seed)}}
+
+
 def markdown(r: dict) -> str:
     lines = [f"Inference with the bundled digit model, measured {r['when']} on {r['machine']} by "
              f"`benchmarks/inference.py` (load average before: {r['loadavg_before']}).", "",
@@ -140,6 +173,11 @@ def markdown(r: dict) -> str:
                      f"{k['predict']['p50_ms']:.2f} / {k['predict']['p99_ms']:.2f} | | {k['batch_images_per_s']:,.0f} | | | | |")
         lines.append(f"| Keras direct call `model(x)` (1 image) | {k['direct']['p50_ms']:.2f} / {k['direct']['p99_ms']:.2f} "
                      f"| | | | | | |")
+    if r.get("models"):
+        d, k = r["models"]["digits"], r["models"]["seed_keras"]
+        lines += ["", f"Work per image: the bundled model ({d['arch']}, {d['parameters']:,} parameters) does "
+                  f"{d['multiply_adds'] / 1e6:.1f} M multiply-adds, the seed's network ({k['parameters']:,} parameters) "
+                  f"{k['multiply_adds'] / 1e6:.1f} M."]
     if r["bars"]:
         lines += ["", "| bar | limit | measured | |", "|---|---:|---:|---|"]
         for b in r["bars"]:
@@ -180,7 +218,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--check", action="store_true", help="exit 1 if a bar is missed")
+    ap.add_argument("--render", action="store_true", help="only rewrite inference.md from inference.json")
     args = ap.parse_args(argv)
+    if args.render:
+        report = json.loads((args.out / "inference.json").read_text())
+        report.setdefault("models", multiply_adds())
+        (args.out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.out / "inference.md").write_text(markdown(report))
+        print(markdown(report))
+        return 0
     from datetime import datetime, timezone
 
     report = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -194,6 +240,7 @@ def main(argv=None) -> int:
               f"HTTP p50 {fig['http']['one_client']['p50_ms']:.2f} ms, start {fig['http']['startup_s']:.2f} s, "
               f"RSS {fig['http']['peak_rss_mb']:.0f} MB", flush=True)
     report["keras"] = None if args.no_keras else keras_figures(args.seconds)
+    report["models"] = multiply_adds()
     report["bars"] = bars(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
