@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -79,23 +78,12 @@ def cmd_train(args) -> dict:
 
 
 def cmd_infer(args) -> dict:
-    import numpy as np
-
     (_, _), (xt, _) = load_mnist(args.data_dir)
     xt = (xt.astype("float32") / 255)[..., None]
     model = build(0)  # untrained weights cost the same to run as trained ones
     one = xt[:1]
 
-    def timed(fn, seconds):
-        fn()  # warm-up (graph tracing)
-        times, end = [], time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        times.sort()
-        return {"p50_ms": 1000 * statistics.median(times), "p99_ms": 1000 * times[int(0.99 * (len(times) - 1))],
-                "n": len(times)}
+    from inference import timed  # the same latency loop as Scrawl's rows (benchmarks/inference.py)
 
     predict = timed(lambda: model.predict(one, verbose=0), args.seconds)
     direct = timed(lambda: model(one, training=False).numpy(), args.seconds)

@@ -47,13 +47,17 @@ def main() -> int:
     try:
         result = training.train(cfg, spec["out"], data_dir=spec["data_dir"], resume=spec.get("resume", False),
                                 progress=False, threads=1, device="cpu")
+    # One write per message: the ranks share torchrun's stdout/stderr, and print() writes the text and
+    # the newline separately, so two ranks' lines could run together.
     except training.TrainingInterrupted as exc:
-        print(f"rank {rank}: {exc}", file=sys.stderr)
+        sys.stderr.write(f"rank {rank}: {exc}\n")
         return 130
     except ScrawlError as exc:
-        print(f"rank {rank}: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"rank {rank}: error: {exc}\n")
         return 2
-    print(json.dumps({"rank": rank, "world_size": result["world_size"], "best_val_acc": result["best_val_acc"]}))
+    summary = {"rank": rank, "world_size": result["world_size"], "best_val_acc": result["best_val_acc"]}
+    Path(f"{spec['writes']}.rank{rank}.json").write_text(json.dumps(summary))  # for the test to read
+    sys.stdout.write(json.dumps(summary) + "\n")
     return 0
 
 
