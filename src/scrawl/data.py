@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DataError, DownloadError
-from .fsutil import fsync_folder
+from .fsutil import file_digest, fsync_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -517,11 +517,7 @@ def _file_digest(path: Path, algo: str) -> str:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, algo)
     if key in _digest_cache:
         return _digest_cache[key]
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    _digest_cache[key] = digest = h.hexdigest()
+    _digest_cache[key] = digest = file_digest(path, algo)
     return digest
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError, ImageError, ScrawlError
-from .fsutil import fsync_folder
+from .fsutil import file_digest, fsync_folder
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +149,7 @@ def _check_writable(out: Path) -> None:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _real_images(spec, paths: list) -> np.ndarray:
