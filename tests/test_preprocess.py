@@ -610,3 +610,25 @@ def test_otsu_from_the_histogram_matches_opencv():
         a = a.astype(np.uint8)
         expected, _ = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         assert _otsu(_hist(a)) == int(expected)
+
+
+@pytest.mark.parametrize("framing", ["mnist", "emnist"])
+def test_uint8_canvas_fast_path_equals_the_float_path(mnist, framing):
+    """A uint8 RGBA canvas is framed from its alpha's box only (scrawl.preprocess._ink_from_rgba8); the
+    result must be exactly what the same canvas gives as floats in [0, 1], which converts everything."""
+    rng = np.random.default_rng(3)
+    spec = FrameSpec(framing)
+    for i in range(12):
+        size = int(rng.integers(60, 300))
+        glyph = cv2.resize(mnist[i], (size, size), interpolation=cv2.INTER_LINEAR)
+        h, w = size + int(rng.integers(0, 150)), size + int(rng.integers(0, 150))
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        rgba = np.zeros((h, w, 4), np.uint8)
+        rgba[..., :3] = rng.integers(0, 256, 3)  # any pen colour: on a canvas the alpha is the ink
+        rgba[y : y + size, x : x + size, 3] = glyph
+        as_float = rgba.astype(np.float32) / 255
+        assert np.array_equal(frame(rgba, spec), frame(as_float, spec))
+        assert np.array_equal(load_image(rgba), load_image(as_float))
+        png = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(png, "PNG")
+        assert np.array_equal(frame(png.getvalue(), spec), frame(rgba, spec))

@@ -25,12 +25,12 @@ def _weights(path):
 
 
 def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
-    cfg = replace(RECIPES["fast"], limit=6000)
+    cfg = replace(RECIPES["fast"], limit=12000)  # 93 steps of the fast recipe's 128 images
     result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
     assert result["best_val_acc"] >= 0.93, result["history"]
     ck = load_checkpoint(result["best"])
     assert ck.meta["classes"] == [str(d) for d in range(10)]
-    assert ck.meta["history"][0]["epoch"] == 1 and ck.meta["dataset"]["train_images"] == 6000
+    assert ck.meta["history"][0]["epoch"] == 1 and ck.meta["dataset"]["train_images"] == 12000
     # The test set was never touched by training; check the model generalises to it.
     from scrawl.data import load_dataset
     from scrawl.training import predict_probs
@@ -121,3 +121,19 @@ def test_extra_training_data_is_reframed_and_only_trained_on(real_data_dir, tmp_
     assert meta["frame"]["framing"] == "emnist" and len(meta["classes"]) == 62
     with pytest.raises(training.ScrawlError, match="other classes"):
         train(replace(cfg, dataset="mnist"), tmp_path / "x", data_dir=real_data_dir, progress=False)
+
+
+def test_fastnet_pool_first_is_an_option_that_leaves_old_fastnet_checkpoints_loadable():
+    """The fast recipe's pool_first fastnet pools before batch norm; plain fastnet (every fastnet
+    checkpoint written before the option existed) keeps its layer names and output."""
+    import torch
+
+    from scrawl.models import build_model
+
+    plain, pooled = build_model("fastnet", num_classes=10), build_model("fastnet", num_classes=10, pool_first=True)
+    assert "features.0.1.running_mean" in plain.state_dict()  # conv+BN+ReLU block, then the pool
+    assert "features.2.running_mean" in pooled.state_dict()  # conv, pool, BN, ReLU
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in pooled.parameters())
+    x = torch.rand(3, 1, 28, 28)
+    assert pooled.eval()(x).shape == plain.eval()(x).shape == (3, 10)
+    assert RECIPES["fast"].model_config == {"pool_first": True}

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_arg(sp)
 
     t = sub.add_parser("train", help="train a model; writes best.pt and last.pt")
-    t.add_argument("--recipe", default="default", help="named settings: default, fast, keras (default: default)")
+    t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras (default: default)")
     t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
     t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet (default: the recipe's)")
     t.add_argument("--epochs", type=int)
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_arg(t)
 
     e = sub.add_parser("evaluate", help="accuracy, classification report, confusion matrix and error gallery")
-    e.add_argument("checkpoint", nargs="?", default=None, help="bundled model name (digits, chars) or checkpoint file (default: digits)")
+    e.add_argument("checkpoint", nargs="?", default=None, help="bundled model name (digits, digits-lite, chars) or checkpoint file (default: digits)")
     e.add_argument("--dataset", default="mnist", help="dataset to evaluate on (default: mnist)")
     e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument("--reframe", choices=["auto", "yes", "no"], default="auto",
@@ -83,14 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="read images: files, folders or globs")
     pr.add_argument("paths", nargs="+", metavar="PATH")
-    pr.add_argument("--model", default=None, help="bundled model name (digits, chars) or checkpoint path (default: digits)")
+    pr.add_argument("--model", default=None, help="bundled model name (digits, digits-lite, chars) or checkpoint path (default: digits)")
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     pr.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     runtime_arg(pr)
 
     ex = sub.add_parser("export", help="export a model to ONNX (.onnx plus a .json sidecar), checked against PyTorch")
-    ex.add_argument("checkpoint", metavar="CHECKPOINT", help="bundled model name (digits, chars) or checkpoint file")
+    ex.add_argument("checkpoint", metavar="CHECKPOINT", help="bundled model name (digits, digits-lite, chars) or checkpoint file")
     ex.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: onnx)")
     ex.add_argument("--out", help="output .onnx file (default: next to the checkpoint with the .onnx suffix; "
                                   "for a bundled model, NAME.onnx in the current folder)")

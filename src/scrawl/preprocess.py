@@ -31,6 +31,7 @@ import io
 import math
 import os
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -173,6 +174,27 @@ def load_image(source) -> np.ndarray:
     Raises ImageError (empty data, not an image, truncated, zero size, too many pixels, unreadable path).
     An image without ink gives an all-zero map (frame() then raises EmptyImageError).
     """
+    ink = _load_ink(source)
+    return ink.full() if isinstance(ink, _InkBox) else ink
+
+
+class _InkBox(NamedTuple):
+    """An ink map given as the part that can hold ink: everything outside `box` is 0. Canvas drawings
+    cover a small part of their canvas, and framing never needs the empty rest (only its size)."""
+
+    roi: np.ndarray  # float32 (h, w): the ink map inside box
+    box: tuple  # (x, y, w, h) of roi in the full map
+    shape: tuple  # (H, W) of the full map
+
+    def full(self) -> np.ndarray:
+        out = np.zeros(self.shape, np.float32)
+        x, y, w, h = self.box
+        out[y : y + h, x : x + w] = self.roi
+        return out
+
+
+def _load_ink(source) -> "np.ndarray | _InkBox":
+    """load_image's work: the ink map, or for a canvas drawing just its part that holds ink."""
     if isinstance(source, Image.Image):
         return _ink_from_pil(source, "")
     if isinstance(source, np.ndarray):
@@ -264,8 +286,7 @@ def _ink_from_pil(im: Image.Image, where: str) -> np.ndarray:
         bands = im.getbands()
         if "A" in bands or "a" in bands or "transparency" in im.info:
             rgba = np.asarray(im.convert("RGBA"))
-            return _ink_from_channels(lambda: cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY).astype(np.float32) / 255,
-                                      rgba[..., 3].astype(np.float32) / 255)
+            return _ink_from_rgba8(rgba, lambda: cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY).astype(np.float32) / 255)
         if im.mode == "F":  # float TIFF: any range; only the relative levels matter
             a = np.asarray(im, dtype=np.float32)
             if not np.isfinite(a).all():
@@ -294,12 +315,7 @@ def _ink_from_array(a) -> np.ndarray:
         )
     _check_size(a.shape[1], a.shape[0], " (array)")
     if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 4:
-        # The common canvas case: the alpha alone is the ink, so the colour channels are converted
-        # only if they turn out to be needed (same values as converting everything first).
-        rgb = a[..., :3]
-        return _ink_from_channels(
-            lambda: cv2.cvtColor(np.ascontiguousarray(rgb).astype(np.float32) / 255, cv2.COLOR_RGB2GRAY),
-            np.ascontiguousarray(a[..., 3]).astype(np.float32) / 255)
+        return _ink_from_rgba8(a)
     if a.dtype == np.bool_:
         a = a.astype(np.float32)
     elif a.dtype == np.uint8:
@@ -329,6 +345,26 @@ def _ink_from_array(a) -> np.ndarray:
         return _ink_from_channels(np.ascontiguousarray(a[..., 0]), np.ascontiguousarray(a[..., 1]))
     gray = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)
     return _ink_from_channels(gray, np.ascontiguousarray(a[..., 3]) if a.shape[2] == 4 else None)
+
+
+def _ink_from_rgba8(a: np.ndarray, gray=None) -> np.ndarray:
+    """The common canvas case, uint8 RGBA: the same result as _ink_from_channels(gray, alpha / 255),
+    but the alpha tests run on uint8, the colour channels are converted only if needed (by `gray`, a
+    function; default: float RGB to gray), and a drawing's alpha is converted only inside its box."""
+    a = np.ascontiguousarray(a)
+    alpha8 = cv2.extractChannel(a, 3)
+    if gray is None:
+        def gray():
+            return cv2.cvtColor(a[..., :3].astype(np.float32) / 255, cv2.COLOR_RGB2GRAY)
+
+    # alpha >= 1 - 1e-3 is alpha8 == 255; alpha > 0.5 is alpha8 > 127 (in _ink_from_channels' units).
+    if alpha8.min() == 255 or cv2.countNonZero(cv2.compare(alpha8, 127, cv2.CMP_GT)) / alpha8.size > OPAQUE_SHEET_FRAC:
+        return _ink_from_channels(gray, alpha8.astype(np.float32) / 255)
+    bx, by, bw, bh = cv2.boundingRect(alpha8)  # the ink: alpha > 0
+    if not (bw and bh):
+        return np.zeros(alpha8.shape, np.float32)
+    roi = _normalise_roi(alpha8[by : by + bh, bx : bx + bw].astype(np.float32) / 255, alpha8.size)
+    return _InkBox(roi, (bx, by, bw, bh), alpha8.shape)
 
 
 def _ink_from_channels(gray, alpha: np.ndarray | None) -> np.ndarray:
@@ -434,9 +470,16 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     # Only the bounding box of x > 0 is converted and mapped: outside it every pixel is in bin 0 and
     # maps to 0 (floor > 0), and a drawing usually covers a small part of its canvas.
     bx, by, bw, bh = cv2.boundingRect((x > 0).astype(np.uint8))
-    roi = x[by : by + bh, bx : bx + bw]
-    hist = _hist(_u8(roi)) if roi.size else np.zeros(256, np.float32)
-    hist[0] += x.size - roi.size
+    out = np.zeros(x.shape, np.float32)
+    if bw and bh:
+        out[by : by + bh, bx : bx + bw] = _normalise_roi(x[by : by + bh, bx : bx + bw], x.size)
+    return out
+
+
+def _normalise_roi(roi: np.ndarray, size: int) -> np.ndarray:
+    """_normalise inside the box of a map of `size` pixels that are 0 outside it."""
+    hist = _hist(_u8(roi))
+    hist[0] += size - roi.size
     med = _hist_percentile(hist, 50)
     dev = np.abs(np.arange(256) / 255 - med)  # MAD from the histogram
     order = np.argsort(dev, kind="stable")
@@ -446,15 +489,13 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     above = hist.copy()
     above[: int(otsu) + 1] = 0
     if above.sum() == 0:
-        return np.zeros_like(x)
+        return np.zeros_like(roi)
     level = _hist_percentile(above, INK_PERCENTILE)
     if level - med < max(MIN_CONTRAST, MIN_SNR * sigma):
-        return np.zeros_like(x)
+        return np.zeros_like(roi)
     floor = min(0.5, max(FLOAT_DUST, (med + NOISE_SIGMAS * sigma) / level))
-    out = np.zeros(x.shape, np.float32)
     y = (roi * np.float32(1 / level) - np.float32(floor)) * np.float32(1 / (1 - floor))
-    out[by : by + bh, bx : bx + bw] = np.clip(y, 0, 1)
-    return out
+    return np.clip(y, 0, 1)
 
 
 # ========================================================================================== frame ====
@@ -466,7 +507,7 @@ def frame(image, spec: FrameSpec = FrameSpec()) -> np.ndarray:
     Always re-frames, even a 28x28 input, so foreign framings are normalised.
     Raises EmptyImageError when there is no ink, ImageError when the image cannot be read.
     """
-    return _frame_ink(load_image(image), spec)
+    return _frame_ink(_load_ink(image), spec)
 
 
 def frame_batch(images, spec: FrameSpec = FrameSpec()) -> np.ndarray:
@@ -508,16 +549,16 @@ def to_tensor(framed):
     return torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(1)
 
 
-def _frame_ink(ink: np.ndarray, spec: FrameSpec) -> np.ndarray:
-    crop = _clean_crop(ink)
+def _frame_ink(ink: "np.ndarray | _InkBox", spec: FrameSpec) -> np.ndarray:
+    crop = _clean_crop(ink.roi, ink.shape) if isinstance(ink, _InkBox) else _clean_crop(ink, ink.shape)
     if spec.framing == "mnist":
         return _frame_mnist(crop, spec)
     return _frame_emnist(crop, spec)
 
 
-def _clean_crop(ink: np.ndarray) -> np.ndarray:
-    """Drop specks and faint stray ink, refuse empty images, crop to the ink's bounding box."""
-    full_shape = ink.shape
+def _clean_crop(ink: np.ndarray, full_shape: tuple) -> np.ndarray:
+    """Drop specks and faint stray ink, refuse empty images, crop to the ink's bounding box.
+    ink: the ink map, or the part of it outside which it is 0; full_shape: the whole map's (H, W)."""
     # Work inside the bounding box of all ink, widened by the halo: nothing outside it can change the
     # result, and a drawing usually covers a small part of its canvas.
     bx, by, bw, bh = cv2.boundingRect((ink > 0).astype(np.uint8))
