@@ -1,10 +1,11 @@
-"""Inference speed of the bundled digit model: PyTorch and ONNX Runtime backends, against the seed's Keras model.
+"""Inference speed of the bundled digit models: PyTorch and ONNX Runtime backends, against the seed's Keras model.
 
-For each backend (`Recognizer(runtime=...)` and `scrawl serve --runtime ...`):
+For each bundled digit model (digits: scrawlnet; digits-lite: fastnet) and each backend
+(`Recognizer(model, runtime=...)` and `scrawl serve --model M --runtime ...`):
 - Python API, one thread (p50/p99): `Recognizer.predict` of a 280x280 canvas drawing, given as a
   decoded RGBA array (framing + model) and as its PNG bytes (decoding + framing + model);
-- batch throughput: framed 28x28 images, batches of 1000, all cores (images/s) — the model alone,
-  like Keras's `model.predict(x, batch_size=1000)`;
+- batch throughput: framed 28x28 images, batches of 1000, all cores (images/s) — the model and its softmax
+  (`Recognizer.probabilities`), like Keras's `model.predict(x, batch_size=1000)`;
 - HTTP: /api/predict of the same PNG against a real `scrawl serve` on 127.0.0.1, 1 and 8 clients
   (benchmarks/serve_latency.py's client), server start to first answer, and the server's peak
   resident memory (VmHWM) after the run.
@@ -12,7 +13,8 @@ Keras (benchmarks/keras_seed.py, when TensorFlow is installed): `model.predict` 
 image, and batch throughput. Writes benchmarks/results/inference.{json,md}; `--check` exits 1 when a bar
 is missed.
 
-    python benchmarks/inference.py [--runtimes torch,onnx] [--seconds 5] [--no-keras] [--check]
+    python benchmarks/inference.py [--models digits,digits-lite] [--runtimes torch,onnx] [--seconds 5]
+                                   [--no-keras] [--check]
 
 Clients and server share the machine's cores, so the HTTP figures are an upper bound.
 """
@@ -51,7 +53,7 @@ def timed(fn, seconds: float) -> dict:
             "p99_ms": round(1000 * times[int(0.99 * (len(times) - 1))], 4), "n": len(times)}
 
 
-def api_figures(runtime: str, seconds: float) -> dict:
+def api_figures(model: str, runtime: str, seconds: float) -> dict:
     """In a fresh subprocess, so that one backend's imports (torch) do not weigh on the other's."""
     code = f"""
 import json, sys, time
@@ -67,8 +69,8 @@ def recognizer(threads):
     if {runtime!r} == "torch":  # torch's threads are process-wide
         import torch
         torch.set_num_threads(threads)
-        return Recognizer("digits", runtime="torch")
-    return Recognizer("digits", runtime="onnx", threads=threads)
+        return Recognizer({model!r}, runtime="torch")
+    return Recognizer({model!r}, runtime="onnx", threads=threads)
 cv2.setNumThreads(1)  # one thread for one image, like `scrawl serve`
 rec = recognizer(1)
 assert rec.predict(png).label == rec.predict(rgba).label == "7"
@@ -76,16 +78,16 @@ api = timed(lambda: rec.predict(rgba), {seconds})  # a decoded canvas (RGBA arra
 api_png = timed(lambda: rec.predict(png), {seconds})  # the PNG's bytes: decoding + framing + model
 rec = recognizer({os.cpu_count()})
 batch = np.random.default_rng(0).random((1000, 28, 28), dtype=np.float32)
-rec.predict_framed(batch)
+rec.probabilities(batch)
 t0 = time.perf_counter(); reps = 10
 for _ in range(reps):
-    rec.predict_framed(batch)
+    rec.probabilities(batch)
 print(json.dumps({{"api": api, "api_png": api_png, "batch_images_per_s": reps * len(batch) / (time.perf_counter() - t0),
                   "torch_imported": "torch" in sys.modules}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"API benchmark ({runtime}) failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"API benchmark ({model}, {runtime}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -96,9 +98,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def http_figures(runtime: str, requests: int, per_client: int) -> dict:
+def http_figures(model: str, runtime: str, requests: int, per_client: int) -> dict:
     port = free_port()
-    proc, startup = start_server(port, runtime=runtime)
+    proc, startup = start_server(port, runtime=runtime, model=model)
     try:
         png = canvas_png("7", (280, 280), 18)
         one = scenario(port, "predict", "/api/predict", png, 1, requests, 30)
@@ -121,8 +123,8 @@ def keras_figures(seconds: float) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def multiply_adds() -> dict:
-    """Multiply-adds per 28x28 image of the bundled digit model's network and of the seed's network
+def multiply_adds(models: list[str]) -> dict:
+    """Multiply-adds per 28x28 image of each bundled model's network and of the seed's network
     (scrawl.models.Baseline is its PyTorch twin), counted from the layers' output shapes."""
     import torch
 
@@ -148,21 +150,25 @@ def multiply_adds() -> dict:
             h.remove()
         return total
 
-    digits = load_checkpoint(bundled_path("digits")).build_model()
+    out = {}
+    for name in models:
+        ck = load_checkpoint(bundled_path(name))
+        net = ck.build_model()
+        out[name] = {"arch": ck.meta["arch"], "parameters": count_parameters(net), "multiply_adds": count(net)}
     seed = build_model("baseline", num_classes=10)
-    return {"digits": {"arch": "scrawlnet", "parameters": count_parameters(digits), "multiply_adds": count(digits)},
-            "seed_keras": {"arch": "baseline", "parameters": count_parameters(seed), "multiply_adds": count(seed)}}
+    out["seed_keras"] = {"arch": "baseline", "parameters": count_parameters(seed), "multiply_adds": count(seed)}
+    return out
 
 
 def markdown(r: dict) -> str:
-    lines = [f"Inference with the bundled digit model, measured {r['when']} on {r['machine']} by "
+    lines = [f"Inference with the bundled digit models, measured {r['when']} on {r['machine']} by "
              f"`benchmarks/inference.py` (load average before: {r['loadavg_before']}).", "",
              "| backend | API p50 / p99 ms, RGBA canvas array | API p50 / p99 ms, PNG bytes | batch images/s | "
              "HTTP p50 / p99 ms, 1 client | HTTP p50 / p99 ms, 8 clients | server start s | server peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, b in r["backends"].items():
         h = b["http"]
-        lines.append(f"| Scrawl, {name} | {b['api']['p50_ms']:.3f} / {b['api']['p99_ms']:.3f} | "
+        lines.append(f"| Scrawl {name.replace('/', ', ')} | {b['api']['p50_ms']:.3f} / {b['api']['p99_ms']:.3f} | "
                      f"{b['api_png']['p50_ms']:.3f} / {b['api_png']['p99_ms']:.3f} | "
                      f"{b['batch_images_per_s']:,.0f} | {h['one_client']['p50_ms']:.2f} / {h['one_client']['p99_ms']:.2f} | "
                      f"{h['eight_clients']['p50_ms']:.2f} / {h['eight_clients']['p99_ms']:.2f} | {h['startup_s']:.2f} | "
@@ -174,9 +180,10 @@ def markdown(r: dict) -> str:
         lines.append(f"| Keras direct call `model(x)` (1 image) | {k['direct']['p50_ms']:.2f} / {k['direct']['p99_ms']:.2f} "
                      f"| | | | | | |")
     if r.get("models"):
-        d, k = r["models"]["digits"], r["models"]["seed_keras"]
-        lines += ["", f"Work per image: the bundled model ({d['arch']}, {d['parameters']:,} parameters) does "
-                  f"{d['multiply_adds'] / 1e6:.1f} M multiply-adds, the seed's network ({k['parameters']:,} parameters) "
+        k = r["models"]["seed_keras"]
+        work = [f"{name} ({m['arch']}, {m['parameters']:,} parameters) {m['multiply_adds'] / 1e6:.1f} M"
+                for name, m in r["models"].items() if name != "seed_keras"]
+        lines += ["", f"Multiply-adds per image: {'; '.join(work)}; the seed's network ({k['parameters']:,} parameters) "
                   f"{k['multiply_adds'] / 1e6:.1f} M."]
     if r["bars"]:
         lines += ["", "| bar | limit | measured | |", "|---|---:|---:|---|"]
@@ -186,31 +193,34 @@ def markdown(r: dict) -> str:
 
 
 def bars(r: dict) -> list[dict]:
+    """Issue #5's bars for each model's ONNX Runtime backend."""
     out = []
-    onnx = r["backends"].get("onnx")
-    if onnx:
-        h = onnx["http"]
+    k = r.get("keras")
+    for name, b in r["backends"].items():
+        model, runtime = name.split("/")
+        if runtime != "onnx":
+            continue
+        h, tag = b["http"], f"({model}, ONNX Runtime)"
         out += [
-            {"bar": "API p50, 1 decoded 280x280 canvas, framing included (ONNX Runtime)", "limit": f"<= {BARS['api_p50_ms']} ms",
-             "measured": f"{onnx['api']['p50_ms']:.3f} ms", "ok": onnx["api"]["p50_ms"] <= BARS["api_p50_ms"]},
-            {"bar": "HTTP predict p50, 1 client (ONNX Runtime)", "limit": f"<= {BARS['http_p50_ms']} ms",
+            {"bar": f"API p50, 1 decoded 280x280 canvas, framing included {tag}", "limit": f"<= {BARS['api_p50_ms']} ms",
+             "measured": f"{b['api']['p50_ms']:.3f} ms", "ok": b["api"]["p50_ms"] <= BARS["api_p50_ms"]},
+            {"bar": f"HTTP predict p50, 1 client {tag}", "limit": f"<= {BARS['http_p50_ms']} ms",
              "measured": f"{h['one_client']['p50_ms']:.2f} ms", "ok": h["one_client"]["p50_ms"] <= BARS["http_p50_ms"]},
-            {"bar": "serve start to first answer (ONNX Runtime)", "limit": f"<= {BARS['startup_s']} s",
+            {"bar": f"serve start to first answer {tag}", "limit": f"<= {BARS['startup_s']} s",
              "measured": f"{h['startup_s']:.2f} s", "ok": h["startup_s"] <= BARS["startup_s"]},
-            {"bar": "serve peak RSS (ONNX Runtime)", "limit": f"<= {BARS['rss_mb']:.0f} MB",
+            {"bar": f"serve peak RSS {tag}", "limit": f"<= {BARS['rss_mb']:.0f} MB",
              "measured": f"{h['peak_rss_mb']:.0f} MB", "ok": h["peak_rss_mb"] <= BARS["rss_mb"]},
         ]
-    k = r.get("keras")
-    if k:
-        best = max(b["batch_images_per_s"] for b in r["backends"].values())
-        ratio = best / k["batch_images_per_s"]
-        out.append({"bar": "batch throughput vs Keras", "limit": f">= {BARS['batch_x_keras']}x",
-                    "measured": f"{ratio:.1f}x", "ok": ratio >= BARS["batch_x_keras"]})
+        if k:
+            ratio = b["batch_images_per_s"] / k["batch_images_per_s"]
+            out.append({"bar": f"batch throughput vs Keras {tag}", "limit": f">= {BARS['batch_x_keras']}x",
+                        "measured": f"{ratio:.1f}x", "ok": ratio >= BARS["batch_x_keras"]})
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="digits,digits-lite", help="bundled models to measure")
     ap.add_argument("--runtimes", default="torch,onnx")
     ap.add_argument("--seconds", type=float, default=5.0, help="time spent on each API latency measurement")
     ap.add_argument("--requests", type=int, default=1000, help="HTTP requests with one client")
@@ -222,7 +232,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.render:
         report = json.loads((args.out / "inference.json").read_text())
-        report.setdefault("models", multiply_adds())
+        report.setdefault("models", multiply_adds(sorted({n.split("/")[0] for n in report["backends"]})))
         (args.out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")
         (args.out / "inference.md").write_text(markdown(report))
         print(markdown(report))
@@ -232,15 +242,17 @@ def main(argv=None) -> int:
     report = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}",
               "loadavg_before": [round(x, 2) for x in os.getloadavg()], "backends": {}}
-    for runtime in args.runtimes.split(","):
-        fig = api_figures(runtime, args.seconds)
-        fig["http"] = http_figures(runtime, args.requests, args.per_client)
-        report["backends"][runtime] = fig
-        print(f"{runtime}: API p50 {fig['api']['p50_ms']:.3f} ms, batch {fig['batch_images_per_s']:,.0f} img/s, "
-              f"HTTP p50 {fig['http']['one_client']['p50_ms']:.2f} ms, start {fig['http']['startup_s']:.2f} s, "
-              f"RSS {fig['http']['peak_rss_mb']:.0f} MB", flush=True)
+    models = args.models.split(",")
+    for model in models:
+        for runtime in args.runtimes.split(","):
+            fig = api_figures(model, runtime, args.seconds)
+            fig["http"] = http_figures(model, runtime, args.requests, args.per_client)
+            report["backends"][f"{model}/{runtime}"] = fig
+            print(f"{model}, {runtime}: API p50 {fig['api']['p50_ms']:.3f} ms, batch {fig['batch_images_per_s']:,.0f} img/s, "
+                  f"HTTP p50 {fig['http']['one_client']['p50_ms']:.2f} ms, start {fig['http']['startup_s']:.2f} s, "
+                  f"RSS {fig['http']['peak_rss_mb']:.0f} MB", flush=True)
     report["keras"] = None if args.no_keras else keras_figures(args.seconds)
-    report["models"] = multiply_adds()
+    report["models"] = multiply_adds(models)
     report["bars"] = bars(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "inference.json").write_text(json.dumps(report, indent=2) + "\n")

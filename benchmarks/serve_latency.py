@@ -70,11 +70,13 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int,
     return r.status, r.read()
 
 
-def start_server(port: int, timeout: float = 60.0, runtime: str = "torch") -> tuple[subprocess.Popen, float]:
-    """Launch `scrawl serve --runtime RUNTIME`; seconds until the first predict is answered."""
+def start_server(port: int, timeout: float = 60.0, runtime: str = "torch",
+                 model: str | None = None) -> tuple[subprocess.Popen, float]:
+    """Launch `scrawl serve --runtime RUNTIME [--model MODEL]`; seconds until the first predict is answered."""
     body = canvas_png("7", (280, 280), 18)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--runtime", runtime],
+    cmd = [sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--runtime", runtime]
+    proc = subprocess.Popen(cmd + (["--model", model] if model else []),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while True:
         try:

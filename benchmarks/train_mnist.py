@@ -7,7 +7,7 @@ is trained the same ways as the comparison rows. Writes benchmarks/results/train
     python benchmarks/train_mnist.py [--data-dir ../shared/data] [--only fast,fast-baseline]
 
 The `default` run is the README's training command; its best.pt is the bundled model
-(`--install` copies it to src/scrawl/assets/digits.pt).
+(`--install` copies it to src/scrawl/assets/digits.pt); the `lite` run's is digits-lite.pt.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ RUNS = {
     "default": (["--recipe", "default"], [0], "Scrawl default (scrawlnet, 15 epochs, augmentation): the bundled model"),
     "default-baseline": (["--recipe", "default", "--model", "baseline"], [0], "seed's Keras network, trained the same way"),
     "keras": (["--recipe", "keras"], [0], "seed's Keras network, trained the seed's way (Adam 1e-3, 10 epochs, no augmentation)"),
+    "lite": (["--recipe", "lite"], [0], "Scrawl lite (fastnet, 20 epochs, augmentation): the bundled digits-lite model"),
     "fast": (["--recipe", "fast"], [0, 1, 2], "Scrawl fast recipe (fastnet, 1 epoch)"),
     "fast-baseline": (["--recipe", "fast", "--model", "baseline"], [0, 1, 2], "seed's Keras network, fast recipe"),
 }
