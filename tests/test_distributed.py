@@ -44,8 +44,9 @@ def max_difference(a, b):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_torchrun_cli_trains_like_one_process(real_data_dir, tmp_path):
-    args = ["train", "--recipe", "fast", "--limit", "6000", "--epochs", "2", "--threads", "1", "--no-progress",
-            "--device", "cpu", "--data-dir", str(real_data_dir)]
+    # Batches of 64 (the fast recipe's own are 128): the tolerance below was measured with 64.
+    args = ["train", "--recipe", "fast", "--limit", "6000", "--epochs", "2", "--batch-size", "64", "--threads", "1",
+            "--no-progress", "--device", "cpu", "--data-dir", str(real_data_dir)]
     one = subprocess.run([sys.executable, "-m", "scrawl", *args, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, timeout=240)
     assert one.returncode == 0, one.stderr
