@@ -1,13 +1,15 @@
 """Time to accuracy on MNIST: Scrawl's fast recipe against the seed's Keras network, in one run.
 
-Scrawl: `scrawl train --recipe fast --epochs E` for growing budgets E, each with several seeds (real
-subprocesses); a budget "reaches" a target when the mean test accuracy of its runs' final models does,
+Scrawl: `scrawl train --recipe fast --epochs E` for growing budgets E (fractions of an epoch too: the
+one-cycle schedule then ends part-way into the last pass), each with several seeds (real subprocesses);
+a budget "reaches" a target when the mean test accuracy of its runs' final models does,
 and its time is those runs' mean training time (the epochs' own seconds from the checkpoint history:
 no data loading, no validation). Keras (benchmarks/keras_seed.py, TensorFlow): training time summed
 per epoch until the test accuracy first reaches the target. Both sides use the same 2-core CPU in the
 same invocation, so the ratio holds on a noisy machine. Writes benchmarks/results/time_to_accuracy.{json,md}.
 
-    python benchmarks/time_to_accuracy.py [--data-dir ../shared/data] [--seeds 0,1,2] [--budgets 1,2,3,4,5]
+    python benchmarks/time_to_accuracy.py [--data-dir ../shared/data] [--seeds 0,1,2]
+                                          [--budgets 0.5,0.75,1,1.5,2,2.5,3,3.5,4,5]
                                           [--no-keras] [--device cpu]
 
 Without TensorFlow installed the Keras rows are left out, and the script says so.
@@ -32,8 +34,8 @@ RESULTS = REPO / "benchmarks" / "results"
 TARGETS = (0.98, 0.99, 0.995)
 
 
-def scrawl_run(epochs: int, seed: int, out: Path, data_dir: str | None, device: str) -> dict:
-    cmd = [sys.executable, "-m", "scrawl", "train", "--recipe", "fast", "--epochs", str(epochs), "--seed", str(seed),
+def scrawl_run(epochs: float, seed: int, out: Path, data_dir: str | None, device: str) -> dict:
+    cmd = [sys.executable, "-m", "scrawl", "train", "--recipe", "fast", "--epochs", f"{epochs:g}", "--seed", str(seed),
            "--out", str(out), "--no-progress"]
     if device != "cpu":
         cmd += ["--device", device]
@@ -80,22 +82,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("SCRAWL_DATA"))
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--budgets", default="1,2,3,4,5", help="epoch budgets tried for the fast recipe, in order")
+    ap.add_argument("--budgets", default="0.5,0.75,1,1.5,2,2.5,3,3.5,4,5",
+                    help="epoch budgets tried for the fast recipe, in order (fractions allowed)")
     ap.add_argument("--no-keras", action="store_true", help="measure Scrawl alone")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (Scrawl only)")
     ap.add_argument("--work", default=str(REPO / "runs" / "tta"), help="where the runs are written")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    budgets = [int(b) for b in args.budgets.split(",")]
+    budgets = [float(b) for b in args.budgets.split(",")]
     import torch
 
     budget_rows = []
     for epochs in budgets:
-        runs = [scrawl_run(epochs, s, Path(args.work) / f"fast-e{epochs}-s{s}", args.data_dir, args.device) for s in seeds]
+        runs = [scrawl_run(epochs, s, Path(args.work) / f"fast-e{epochs:g}-s{s}", args.data_dir, args.device) for s in seeds]
         row = {"epochs": epochs, "runs": runs, "test_acc": spread([r["test_acc"] for r in runs]),
                "train_s": spread([r["train_s"] for r in runs])}
         budget_rows.append(row)
-        print(f"scrawl fast, {epochs} epoch(s): test {row['test_acc']['mean']:.4%} "
+        print(f"scrawl fast, {epochs:g} epoch(s): test {row['test_acc']['mean']:.4%} "
               f"({row['test_acc']['min']:.2%}-{row['test_acc']['max']:.2%}), train {row['train_s']['mean']:.1f} s", flush=True)
         if row["test_acc"]["mean"] >= max(TARGETS):
             break
@@ -152,7 +155,7 @@ def render(r: dict) -> str:
         if t["n"] > 1:
             s += f" ({t['min']:.1f}–{t['max']:.1f})"
         if "epochs" in t:
-            s += f", {t['epochs']} ep" + ("" if t["all_seeds_reached"] else ", mean only")
+            s += f", {t['epochs']:g} ep" + ("" if t["all_seeds_reached"] else ", mean only")
         return s
 
     st = r["scrawl_time_to"]
@@ -167,7 +170,7 @@ def render(r: dict) -> str:
     lines += ["", "| fast recipe budget | test accuracy | training s |", "|---:|---:|---:|"]
     for b in r["scrawl_budgets"]:
         a, t = b["test_acc"], b["train_s"]
-        lines.append(f"| {b['epochs']} epoch(s) | {a['mean']:.2%} ({a['min']:.2%}–{a['max']:.2%}) | "
+        lines.append(f"| {b['epochs']:g} epoch(s) | {a['mean']:.2%} ({a['min']:.2%}–{a['max']:.2%}) | "
                      f"{t['mean']:.1f} ({t['min']:.1f}–{t['max']:.1f}) |")
     if r["ratios"]:
         lines += ["", "Keras's time to 99% divided by Scrawl's: " + ", ".join(

@@ -99,6 +99,14 @@ def test_train_then_evaluate_end_to_end(real_data_dir, tmp_path):
     assert "confusion.png" in report and "errors.png" in report
 
 
+@pytest.mark.parametrize("epochs", ["0", "-2", "nan", "two"])
+def test_train_epochs_must_be_a_positive_number(tmp_path, capsys, epochs):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--epochs", epochs, "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "--epochs" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_resume_refuses_new_settings(tmp_path, capsys):
     assert main(["train", "--resume", "--epochs", "3", "--out", str(tmp_path)]) == 2
     assert "settings it was started with" in capsys.readouterr().err

@@ -86,6 +86,33 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path):
         train(TINY, tmp_path, resume=True, progress=False)
 
 
+def test_a_fraction_of_an_epoch_ends_the_schedule_part_way_into_the_last_pass(real_data_dir, tmp_path, monkeypatch):
+    steps = {"n": 0}
+    real_augment = training.augment_batch
+
+    def counting(*args, **kwargs):  # one call per optimizer step
+        steps["n"] += 1
+        return real_augment(*args, **kwargs)
+
+    monkeypatch.setattr(training, "augment_batch", counting)
+    cfg = replace(TINY, epochs=1.5)  # 640 images in batches of 64: 10 steps a pass
+    result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
+    assert steps["n"] == 15
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    # The one-cycle schedule spans the 15 steps: it has decayed to its floor by the last one.
+    assert result["history"][-1]["lr"] < 0.05 * cfg.lr
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"epochs": -1.5}, {"batch_size": 0}, {"lr": 0.0}, {"limit": -1}])
+def test_settings_that_cannot_train_are_named(tmp_path, bad):
+    from scrawl.errors import ScrawlError
+
+    name = next(iter(bad))
+    with pytest.raises(ScrawlError, match=f"^{name} must be"):
+        train(replace(TINY, **bad), tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 @pytest.mark.slow
 def test_cli_ctrl_c_leaves_a_resumable_run(real_data_dir, tmp_path):
     out = tmp_path / "run"

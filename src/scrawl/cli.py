@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras (default: default)")
     t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
     t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet (default: the recipe's)")
-    t.add_argument("--epochs", type=int)
+    t.add_argument("--epochs", type=_epochs, help="passes over the training data; a fraction such as 3.5 ends "
+                                                   "the schedule part-way into the last (default: the recipe's)")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--seed", type=int, help="makes a run repeatable on the same machine (default 0)")
@@ -161,6 +162,17 @@ def cmd_data(args) -> int:
     if not verify:
         print("(run `scrawl data verify` to check checksums; `scrawl data download NAME` fetches a dataset)")
     return 1 if bad else 0
+
+
+def _epochs(text: str) -> int | float:
+    """--epochs: a positive number, kept an int when it is one (so checkpoints say 4, not 4.0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return int(value) if value.is_integer() else value
 
 
 # --- train ------------------------------------------------------------------------------------

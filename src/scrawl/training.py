@@ -37,7 +37,7 @@ class TrainConfig:
     dataset: str = "mnist"  # dataset name, see `scrawl data list`
     model: str = "scrawlnet"  # architecture, see scrawl.models.available_models()
     model_config: dict = field(default_factory=dict)  # extra architecture arguments, e.g. {"width": 32}
-    epochs: int = 15  # passes over the training part
+    epochs: float = 15  # passes over the training part; a fraction (3.5) ends the schedule part-way into the last
     batch_size: int = 128  # images per optimizer step
     optimizer: str = "adamw"  # "adamw" or "adam" (the Keras seed's)
     lr: float = 4e-3  # peak learning rate
@@ -55,6 +55,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> None:
+        """Raises ScrawlError naming the first setting that cannot train."""
+        for name, ok, need in (("epochs", self.epochs > 0, "a positive number"),
+                               ("batch_size", self.batch_size >= 1, "at least 1"),
+                               ("lr", self.lr > 0, "positive"), ("limit", self.limit >= 0, "0 (all) or more")):
+            if not ok:
+                raise ScrawlError(f"{name} must be {need}, not {getattr(self, name)}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -419,6 +427,7 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
             if not saved.training_state:
                 raise ScrawlError(f"{last_path} has no training state to resume from")
             cfg = TrainConfig.from_dict(saved.meta["train_config"])
+        cfg.check()
         if threads:
             torch.set_num_threads(threads)
         use_bf16 = resolve_precision(cfg.precision, device.type)
@@ -460,7 +469,8 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
         raise ScrawlError(f"a batch of {bs} images cannot be split between {world} processes: "
                           "use a batch size of at least the number of processes")
     steps_per_epoch = n // bs  # drop the ragged last batch: keeps batch-norm statistics sane
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = max(1, round(steps_per_epoch * cfg.epochs))
+    n_epochs = -(-total_steps // steps_per_epoch)  # the last one may be part of a pass
     # uint8 images move to the device once; batches are indexed and augmented there.
     x_train, y_train = x_train.to(device), y_train.to(device)
     # Validation is sharded: each rank scores every world-th image and the sums are all-reduced.
@@ -554,13 +564,14 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
     from tqdm.auto import tqdm
 
     with _StopFlag() as stop:
-        while epoch < cfg.epochs:
+        while epoch < n_epochs:
+            end = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)  # this epoch's last step + 1
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).to(device)
             model.train()
             t0 = time.perf_counter()
-            bar = tqdm(total=steps_per_epoch, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            bar = tqdm(total=end, initial=start_step, desc=f"epoch {epoch + 1}/{n_epochs}",
                        disable=not show, leave=True, dynamic_ncols=True, unit="batch")
-            for step in range(start_step, steps_per_epoch):
+            for step in range(start_step, end):
                 idx = perm[step * bs : (step + 1) * bs]
                 if world > 1:
                     idx = idx[rank::world]  # this rank's share of the global batch
@@ -585,7 +596,7 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
                 sums[1] += int((logits.argmax(1) == yb).sum())
                 sums[2] += len(yb)
                 bar.update(1)
-                if show and (step % 10 == 0 or step == steps_per_epoch - 1):
+                if show and (step % 10 == 0 or step == end - 1):
                     rate = (step + 1 - start_step) * bs / max(1e-9, time.perf_counter() - t0)
                     bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.4f}",
                                     img_s=f"{rate:.0f}", refresh=False)
@@ -617,11 +628,11 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
             history.append({"epoch": epoch + 1, "train_loss": sums[0] / max(1, sums[2]),
                             "train_acc": sums[1] / max(1, sums[2]), "val_loss": val_loss, "val_acc": val_acc,
                             "lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 2),
-                            "images_per_s": round((steps_per_epoch - start_step) * bs / seconds, 1),
+                            "images_per_s": round((end - start_step) * bs / seconds, 1),
                             "world_size": world, "rank_images": rank_images})
             if group.main:
                 log.info("epoch %d/%d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, %.1fs", epoch + 1,
-                         cfg.epochs, history[-1]["train_loss"], history[-1]["train_acc"], val_loss, val_acc, seconds)
+                         n_epochs, history[-1]["train_loss"], history[-1]["train_acc"], val_loss, val_acc, seconds)
             if show:
                 tqdm.write(f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({seconds:.1f}s)")
             epoch, start_step, sums = epoch + 1, 0, [0.0, 0, 0]
