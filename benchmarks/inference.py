@@ -1,7 +1,8 @@
 """Inference speed of the bundled digit models: PyTorch and ONNX Runtime backends, against the seed's Keras model.
 
 For each bundled digit model (digits: scrawlnet; digits-lite: fastnet) and each backend
-(`Recognizer(model, runtime=...)` and `scrawl serve --model M --runtime ...`):
+(`Recognizer(model, runtime=...)` and `scrawl serve --model M --runtime ...`; "onnx-int8" is ONNX
+Runtime with the model exported by `scrawl export M --int8`, made here into runs/int8/):
 - Python API, one thread (p50/p99): `Recognizer.predict` of a 280x280 canvas drawing, given as a
   decoded RGBA array (framing + model) and as its PNG bytes (decoding + framing + model);
 - batch throughput: framed 28x28 images, batches of 1000, all cores (images/s) — the model and its softmax
@@ -9,12 +10,14 @@ For each bundled digit model (digits: scrawlnet; digits-lite: fastnet) and each 
 - HTTP: /api/predict of the same PNG against a real `scrawl serve` on 127.0.0.1, 1 and 8 clients
   (benchmarks/serve_latency.py's client), server start to first answer, and the server's peak
   resident memory (VmHWM) after the run.
+- accuracy on the MNIST test set (when the data is there: --data-dir or $SCRAWL_DATA), so a faster
+  backend shows what it costs;
 Keras (benchmarks/keras_seed.py, when TensorFlow is installed): `model.predict` and a direct call on one
 image, and batch throughput. Writes benchmarks/results/inference.{json,md}; `--check` exits 1 when a bar
 is missed.
 
-    python benchmarks/inference.py [--models digits,digits-lite] [--runtimes torch,onnx] [--seconds 5]
-                                   [--no-keras] [--check]
+    python benchmarks/inference.py [--models digits,digits-lite] [--runtimes torch,onnx,onnx-int8]
+                                   [--seconds 5] [--data-dir DIR] [--no-keras] [--check]
 
 Clients and server share the machine's cores, so the HTTP figures are an upper bound.
 """
@@ -53,7 +56,7 @@ def timed(fn, seconds: float) -> dict:
             "p99_ms": round(1000 * times[int(0.99 * (len(times) - 1))], 4), "n": len(times)}
 
 
-def api_figures(model: str, runtime: str, seconds: float) -> dict:
+def api_figures(model: str, runtime: str, seconds: float, data_dir: str | None) -> dict:
     """In a fresh subprocess, so that one backend's imports (torch) do not weigh on the other's."""
     code = f"""
 import json, sys, time
@@ -85,14 +88,32 @@ for _ in range(15):  # the median pass, like Keras's figure
     rec.probabilities(batch)
     rates.append(len(batch) / (time.perf_counter() - t0))
 rates.sort()
+torch_imported = "torch" in sys.modules  # before the test set is loaded (scrawl.data uses torch)
+accuracy = None
+if {data_dir!r}:
+    from scrawl.data import load_dataset
+    test = load_dataset("mnist", "test", {data_dir!r}, download=False)
+    x = test.images.numpy().astype(np.float32) / 255
+    answers = np.concatenate([rec.probabilities(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+    accuracy = float(np.mean(answers == test.labels.numpy()))
 print(json.dumps({{"api": api, "api_png": api_png, "batch_images_per_s": rates[len(rates) // 2],
-                  "batch_images_per_s_range": [rates[0], rates[-1]],
-                  "torch_imported": "torch" in sys.modules}}))
+                  "batch_images_per_s_range": [rates[0], rates[-1]], "mnist_test_accuracy": accuracy,
+                  "torch_imported": torch_imported}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"API benchmark ({model}, {runtime}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def int8_model(model: str, data_dir: str | None) -> str:
+    """`scrawl export MODEL --int8` into runs/int8/ (calibrated on MODEL's training data); its path."""
+    out = HERE.parent / "runs" / "int8" / f"{model}-int8.onnx"
+    cmd = [sys.executable, "-m", "scrawl", "export", model, "--int8", "--out", str(out)]
+    proc = subprocess.run(cmd + (["--data-dir", data_dir] if data_dir else []), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return str(out)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -168,21 +189,22 @@ def markdown(r: dict) -> str:
     lines = [f"Inference with the bundled digit models, measured {r['when']} on {r['machine']} by "
              f"`benchmarks/inference.py` (load average before: {r['loadavg_before']}).", "",
              "| backend | API p50 / p99 ms, RGBA canvas array | API p50 / p99 ms, PNG bytes | batch images/s | "
-             "HTTP p50 / p99 ms, 1 client | HTTP p50 / p99 ms, 8 clients | server start s | server peak RSS MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "HTTP p50 / p99 ms, 1 client | HTTP p50 / p99 ms, 8 clients | server start s | server peak RSS MB | "
+             "MNIST test accuracy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, b in r["backends"].items():
         h = b["http"]
         lines.append(f"| Scrawl {name.replace('/', ', ')} | {b['api']['p50_ms']:.3f} / {b['api']['p99_ms']:.3f} | "
                      f"{b['api_png']['p50_ms']:.3f} / {b['api_png']['p99_ms']:.3f} | "
                      f"{b['batch_images_per_s']:,.0f} | {h['one_client']['p50_ms']:.2f} / {h['one_client']['p99_ms']:.2f} | "
                      f"{h['eight_clients']['p50_ms']:.2f} / {h['eight_clients']['p99_ms']:.2f} | {h['startup_s']:.2f} | "
-                     f"{h['peak_rss_mb']:.0f} |")
+                     f"{h['peak_rss_mb']:.0f} | {_percent(b.get('mnist_test_accuracy'))} |")
     k = r.get("keras")
     if k:
         lines.append(f"| Keras {k['tensorflow']} `model.predict` (1 image, no preprocessing) | "
-                     f"{k['predict']['p50_ms']:.2f} / {k['predict']['p99_ms']:.2f} | | {k['batch_images_per_s']:,.0f} | | | | |")
+                     f"{k['predict']['p50_ms']:.2f} / {k['predict']['p99_ms']:.2f} | | {k['batch_images_per_s']:,.0f} | | | | | |")
         lines.append(f"| Keras direct call `model(x)` (1 image) | {k['direct']['p50_ms']:.2f} / {k['direct']['p99_ms']:.2f} "
-                     f"| | | | | | |")
+                     f"| | | | | | | |")
     ranges = [f"{name.replace('/', ', ')} {b['batch_images_per_s_range'][0]:,.0f}–{b['batch_images_per_s_range'][1]:,.0f}"
               for name, b in r["backends"].items() if "batch_images_per_s_range" in b]
     if k and "batch_images_per_s_range" in k:
@@ -204,15 +226,19 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _percent(x) -> str:
+    return "" if x is None else f"{x:.2%}"
+
+
 def bars(r: dict) -> list[dict]:
     """Issue #5's bars for each model's ONNX Runtime backend."""
     out = []
     k = r.get("keras")
     for name, b in r["backends"].items():
         model, runtime = name.split("/")
-        if runtime != "onnx":
+        if not runtime.startswith("onnx"):
             continue
-        h, tag = b["http"], f"({model}, ONNX Runtime)"
+        h, tag = b["http"], f"({model}, ONNX Runtime{' int8' if runtime == 'onnx-int8' else ''})"
         out += [
             {"bar": f"API p50, 1 decoded 280x280 canvas, framing included {tag}", "limit": f"<= {BARS['api_p50_ms']} ms",
              "measured": f"{b['api']['p50_ms']:.3f} ms", "ok": b["api"]["p50_ms"] <= BARS["api_p50_ms"]},
@@ -233,7 +259,9 @@ def bars(r: dict) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="digits,digits-lite", help="bundled models to measure")
-    ap.add_argument("--runtimes", default="torch,onnx")
+    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8")
+    ap.add_argument("--data-dir", default=os.environ.get("SCRAWL_DATA"),
+                    help="datasets folder: MNIST test for the accuracy column, training data for int8 calibration")
     ap.add_argument("--seconds", type=float, default=5.0, help="time spent on each API latency measurement")
     ap.add_argument("--requests", type=int, default=1000, help="HTTP requests with one client")
     ap.add_argument("--per-client", type=int, default=250, help="HTTP requests per client with 8 clients")
@@ -257,8 +285,11 @@ def main(argv=None) -> int:
     models = args.models.split(",")
     for model in models:
         for runtime in args.runtimes.split(","):
-            fig = api_figures(model, runtime, args.seconds)
-            fig["http"] = http_figures(model, runtime, args.requests, args.per_client)
+            target, engine = model, runtime
+            if runtime == "onnx-int8":
+                target, engine = int8_model(model, args.data_dir), "onnx"
+            fig = api_figures(target, engine, args.seconds, args.data_dir)
+            fig["http"] = http_figures(target, engine, args.requests, args.per_client)
             report["backends"][f"{model}/{runtime}"] = fig
             print(f"{model}, {runtime}: API p50 {fig['api']['p50_ms']:.3f} ms, batch {fig['batch_images_per_s']:,.0f} img/s, "
                   f"HTTP p50 {fig['http']['one_client']['p50_ms']:.2f} ms, start {fig['http']['startup_s']:.2f} s, "

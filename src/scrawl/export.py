@@ -17,6 +17,9 @@ An export is checked before anything is written: ONNX Runtime must give the same
 (max |difference| <= 1e-4) on real handwriting (the bundled sample images, plus any `check_images`),
 in batches of other sizes than the one the export traced. Both files are written atomically.
 
+With int8, the checked float model is then quantized (scrawl.quantize) and must answer as the float
+model does on held-out images of its own dataset; the sidecar records how it was made and checked.
+
 torch is imported by `export_onnx` only; reading an ONNX model needs just onnxruntime and numpy.
 """
 
@@ -44,6 +47,7 @@ FORMAT_VERSION = 1
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
 PARITY_TOLERANCE = 1e-4  # max |logit difference| allowed between ONNX Runtime and PyTorch
+INT8_AGREEMENT = 0.99  # least share of held-out images on which an int8 model must answer as the float one
 REQUIRED = ("classes", "frame", "input", "output", "onnx_sha256")
 # The checkpoint metadata an export carries over (history, training config and optimizer state stay behind).
 CARRIED = ("arch", "model_config", "parameters", "dataset", "description")
@@ -54,15 +58,17 @@ def sidecar_path(onnx_path: str | os.PathLike) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
-def default_out_path(model: str | os.PathLike | None) -> Path:
+def default_out_path(model: str | os.PathLike | None, int8: bool = False) -> Path:
     """Where `scrawl export` writes by default: next to a checkpoint file, with the .onnx suffix;
-    for a bundled model name, <name>.onnx in the current folder."""
+    for a bundled model name, <name>.onnx in the current folder. An int8 model gets "-int8" added."""
     from .inference import BUNDLED, DEFAULT_MODEL
 
     model = DEFAULT_MODEL if model is None else model
+    tag = "-int8" if int8 else ""
     if isinstance(model, str) and model in BUNDLED:
-        return Path(f"{model}.onnx")
-    return Path(model).with_suffix(".onnx")
+        return Path(f"{model}{tag}.onnx")
+    path = Path(model)
+    return path.with_name(f"{path.stem}{tag}.onnx")
 
 
 def sample_images() -> list[Path]:
@@ -75,13 +81,19 @@ def sample_images() -> list[Path]:
 
 
 def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.PathLike | None = None, *,
-                check_images: list[str | os.PathLike] | None = None, opset: int = OPSET) -> dict:
+                check_images: list[str | os.PathLike] | None = None, opset: int = OPSET, int8: bool = False,
+                data_dir: str | os.PathLike | None = None, calibration: int = 2000) -> dict:
     """Export a checkpoint (a bundled model name or a .pt path) to `out_path` (.onnx) plus its sidecar.
 
     Checks ONNX Runtime against PyTorch on the bundled sample images and `check_images` first; raises
     ScrawlError, and writes nothing, if they differ by more than PARITY_TOLERANCE or no image can be
     used. Returns {"onnx": path, "sidecar": path, "max_abs_diff": float, "images": int, "batch_sizes": [...],
-    "bytes": size of the .onnx file}.
+    "bytes": size of the .onnx file}, plus "int8": the quantization check, for an int8 export.
+
+    int8: quantize the checked float model (scrawl.quantize), calibrated on `calibration` images of the
+    model's training part (its dataset, loaded from `data_dir` or downloaded), then check it on images
+    of the validation part it was never trained or calibrated on: its answers must agree with the
+    float model's on at least INT8_AGREEMENT of them, or nothing is written.
     """
     import torch
 
@@ -90,7 +102,7 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     from .preprocess import FrameSpec
 
     source = resolve_model(model, "torch")
-    out = Path(out_path) if out_path is not None else default_out_path(model)
+    out = Path(out_path) if out_path is not None else default_out_path(model, int8)
     if out.suffix.lower() != ".onnx":
         raise ScrawlError(f"the output file must end in .onnx, got {out}")
     _check_writable(out)  # before the export's seconds of work, not after
@@ -113,8 +125,13 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     if not diff <= PARITY_TOLERANCE:  # also catches NaN
         raise ScrawlError(f"export of {source} refused: ONNX Runtime's logits differ from PyTorch's by up to "
                           f"{diff:.3g} on {len(images)} real images (allowed: {PARITY_TOLERANCE:g}); nothing written")
-
     meta = checkpoint.meta
+    quantization = None
+    if int8:
+        data, quantization = _int8(data, meta, data_dir, calibration, images)
+        log.info("%s: int8 model agrees with the float model on %.2f%% of %d validation images",
+                 source, 100 * quantization["check"]["agreement"], quantization["check"]["images"])
+
     sidecar = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "classes": classes, "frame": dict(meta["frame"]),
@@ -128,12 +145,75 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
         "versions": _versions(),
         "parity": {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, "images": len(images), "batch_sizes": sizes},
     }
+    if quantization is not None:
+        sidecar["parity"]["of"] = "the float model, before quantization"
+        sidecar["quantization"] = quantization
     text = json.dumps(sidecar, indent=2, allow_nan=False) + "\n"
     side = sidecar_path(out)
     _write_files([(out, data), (side, text.encode())])
     log.info("wrote %s (%d bytes) and %s", out, len(data), side)
     return {"onnx": out, "sidecar": side, "max_abs_diff": diff, "images": len(images), "batch_sizes": sizes,
-            "bytes": len(data)}
+            "bytes": len(data), "int8": quantization and quantization["check"]}
+
+
+def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarray) -> tuple[bytes, dict]:
+    """(int8 model bytes, the sidecar's "quantization" entry) for the float model `data`."""
+    from .quantize import quantize_model
+
+    calib, held, labels, dataset = _calibration_data(meta, data_dir, calibration)
+    quantized, info = quantize_model(data, calib, INPUT)
+    float_session = _session(data, threads=None, name="the exported model")
+    int8_session = _session(quantized, threads=None, name="the int8 model")
+    held_all = np.concatenate([held, samples])
+    a, b = _onnx_logits(float_session, held_all), _onnx_logits(int8_session, held_all)
+    if b.shape != a.shape or not np.isfinite(b).all():
+        raise ScrawlError(f"the int8 model gives logits of shape {b.shape} (or non-finite ones); nothing written")
+    agree = float(np.mean(a.argmax(1) == b.argmax(1)))
+    n = len(held)
+    check = {"images": len(held_all), "of": f"{n} images of {dataset}'s validation part and {len(samples)} bundled samples",
+             "agreement": agree, "accuracy_float": float(np.mean(a[:n].argmax(1) == labels)),
+             "accuracy_int8": float(np.mean(b[:n].argmax(1) == labels)),
+             "max_abs_prob_diff": float(np.max(np.abs(_softmax(a) - _softmax(b)))), "min_agreement": INT8_AGREEMENT}
+    if agree < INT8_AGREEMENT:
+        raise ScrawlError(f"int8 export refused: its answers agree with the float model's on only {agree:.2%} of "
+                          f"{len(held_all)} held-out images (required: {INT8_AGREEMENT:.0%}); nothing written")
+    info["calibration"] = f"{len(calib)} images of {dataset}'s training part"
+    return quantized, {**info, "check": check}
+
+
+def _calibration_data(meta: dict, data_dir, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(calibration images from the training part, up to n validation images, their labels, dataset
+    name), as (N, 1, H, W) float32 in [0, 1]: the images the model was trained on are in its framing."""
+    from .data import load_dataset, split_train_val
+
+    if n < 1:
+        raise ScrawlError(f"--calibration must be at least 1 image, got {n}")
+    ds = meta.get("dataset") or {}
+    name = ds.get("name")
+    if not name:
+        raise ScrawlError("this checkpoint does not say which dataset it was trained on; int8 calibration needs it")
+    try:
+        data = load_dataset(name, "train", data_dir)
+    except ScrawlError as exc:
+        raise type(exc)(f"int8 calibration needs the model's training data ({name}): {exc}") from None
+    train_idx, val_idx = split_train_val(len(data), ds.get("val_fraction", 0.1), ds.get("split_seed", 0))
+
+    def pick(idx, k):  # evenly spread over the part, so every class shows up
+        idx = idx.numpy()
+        return idx[np.linspace(0, len(idx) - 1, min(k, len(idx))).round().astype(int)] if len(idx) else idx
+
+    images = data.images.numpy()
+    calib, held = pick(train_idx, n), pick(val_idx, 2000)
+
+    def as_input(i):
+        return np.ascontiguousarray(images[i][:, None], dtype=np.float32) / 255
+
+    return as_input(calib), as_input(held), data.labels.numpy()[held], name
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _check_writable(out: Path) -> None:
@@ -377,8 +457,11 @@ def _session(data: bytes, threads: int | None, name: str):
     opts.intra_op_num_threads = int(threads or 0)  # 0: ONNX Runtime's default, one per core
     opts.inter_op_num_threads = 1  # a chain of convolutions: nothing runs in parallel between ops
     opts.log_severity_level = 3  # errors only: a bad file is reported once, as a CheckpointError
+    from .quantize import DISABLED_OPTIMIZERS  # what int8 models run without (no effect on float ones)
+
     try:
-        return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=DISABLED_OPTIMIZERS)
     except Exception as exc:  # ONNX Runtime's errors (InvalidProtobuf, InvalidGraph, Fail, ...) derive from Exception
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{name}: not a usable ONNX model (truncated or corrupted file?): {first}") from None
