@@ -3,20 +3,21 @@
 `scrawl export CHECKPOINT --int8` runs this on the float model it has just exported and checked. The
 result takes the same float input and gives float logits, so everything else (sidecar, Recognizer,
 the web app) treats it like any exported model. On a CPU with VNNI/AMX the convolutions run in int8
-and a batch goes through digits-lite about 1.5x as fast (benchmarks/inference.py).
+and batches go faster at the same accuracy: benchmarks/inference.py measures it (onnx-int8 rows).
 
-What is quantized, and why (each choice measured on digits-lite, batches of 1000, 2 cores):
+What is quantized, and why (each choice was checked with ONNX Runtime's profiler on digits-lite):
 - Weights int8 per output channel, activations uint8 per tensor (QDQ format), calibrated by
   ONNX Runtime's MinMax method on images from the model's own training data.
-- Convolutions that read the input image stay float: with one input channel there is nothing for
-  int8 to speed up (the first conv took 17.6 ms in int8, 3.3 ms in float, per 1000 images).
+- Convolutions that read the input image stay float: with one input channel there is little
+  arithmetic for int8 to save, and in int8 that layer was several times slower than in float.
 - The layer that computes the logits stays float, so probabilities keep their resolution.
-- A global max pool (ReduceMax) is moved before its DequantizeLinear: dequantizing is monotonic, so
-  max-then-dequantize gives the same numbers, and the int8 part then ends in one layout (48k -> 53k
-  images/s).
+- A global max pool (ReduceMax) is moved before its DequantizeLinear: dequantizing with one scale
+  is monotonic, so max-then-dequantize gives the same numbers, and the int8 part of the network
+  no longer has to be transposed back to float's layout before the pool.
 Sessions must be created without ONNX Runtime's QDQPropagationTransformer (scrawl.export._session
 does): it moves the quantization of the first pooled activations above the float max pool, onto a
-4x larger tensor in a slow layout (23 ms per 1000 images instead of 2).
+4x larger tensor, where the pool then runs in a slow layout; that made the int8 model slower than
+the float one.
 """
 
 from __future__ import annotations
