@@ -105,6 +105,8 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     out = Path(out_path) if out_path is not None else default_out_path(model, int8)
     if out.suffix.lower() != ".onnx":
         raise ScrawlError(f"the output file must end in .onnx, got {out}")
+    if int8 and calibration < 1:
+        raise ScrawlError(f"--calibration must be at least 1 image, got {calibration}")
     _check_writable(out)  # before the export's seconds of work, not after
     checkpoint = load_checkpoint(source)
     net = checkpoint.build_model()
@@ -186,8 +188,6 @@ def _calibration_data(meta: dict, data_dir, n: int) -> tuple[np.ndarray, np.ndar
     name), as (N, 1, H, W) float32 in [0, 1]: the images the model was trained on are in its framing."""
     from .data import load_dataset, split_train_val
 
-    if n < 1:
-        raise ScrawlError(f"--calibration must be at least 1 image, got {n}")
     ds = meta.get("dataset") or {}
     name = ds.get("name")
     if not name:
