@@ -69,7 +69,10 @@ def quantize_model(data: bytes, calibration: np.ndarray, input_name: str) -> tup
             raise ScrawlError(f"ONNX Runtime could not quantize this model: {type(exc).__name__}: {exc}") from None
         quantized = onnx.load(str(out))
     moved = _reduce_max_before_dequantize(quantized.graph)
-    onnx.checker.check_model(quantized)
+    try:
+        onnx.checker.check_model(quantized)
+    except onnx.checker.ValidationError as exc:
+        raise ScrawlError(f"the quantized model is not valid ONNX: {exc}") from None
     info = {"method": "static int8, ONNX Runtime QDQ: weights int8 per channel, activations uint8 per tensor (MinMax)",
             "float_nodes": keep_float, "reduce_max_moved": moved, "calibration_images": int(len(calibration))}
     return quantized.SerializeToString(), info
@@ -78,29 +81,34 @@ def quantize_model(data: bytes, calibration: np.ndarray, input_name: str) -> tup
 def _reduce_max_before_dequantize(graph) -> int:
     """Rewrite DequantizeLinear -> ReduceMax as ReduceMax -> DequantizeLinear (same numbers: the
     dequantization is per tensor and monotonic). Returns how many were moved."""
-    producers = {out: n for n in graph.node for out in n.output}
+    nodes = list(graph.node)
+    producers = {out: n for n in nodes for out in n.output}
     consumers: dict[str, int] = {}
-    for n in graph.node:
+    for n in nodes:
         for name in n.input:
             consumers[name] = consumers.get(name, 0) + 1
-    moved = 0
-    for node in list(graph.node):
-        if node.op_type != "ReduceMax":
-            continue
-        dq = producers.get(node.input[0])
+    after: dict[int, object] = {}  # id(ReduceMax node) -> the DequantizeLinear that now follows it
+    for node in nodes:
+        dq = producers.get(node.input[0]) if node.op_type == "ReduceMax" and node.input else None
         if dq is None or dq.op_type != "DequantizeLinear" or consumers.get(dq.output[0], 0) != 1:
             continue
         if len(dq.input) > 1 and _is_per_channel(graph, dq.input[1]):
-            continue  # only a single scale commutes with the max
+            continue  # only a single scale for the whole tensor is known to commute with the max
         pooled = node.output[0]
         node.input[0], node.output[0] = dq.input[0], pooled + "_quantized"
         dq.input[0], dq.output[0] = pooled + "_quantized", pooled
-        nodes = [n for n in graph.node if n is not dq]
-        nodes.insert(nodes.index(node) + 1, dq)  # keep the graph topologically sorted
+        after[id(node)] = dq
+    if after:  # one reordering, so the graph stays topologically sorted
+        moving = {id(dq) for dq in after.values()}
+        order = []
+        for n in nodes:
+            if id(n) not in moving:
+                order.append(n)
+                if id(n) in after:
+                    order.append(after[id(n)])
         del graph.node[:]
-        graph.node.extend(nodes)
-        moved += 1
-    return moved
+        graph.node.extend(order)
+    return len(after)
 
 
 def _is_per_channel(graph, scale_name: str) -> bool:
