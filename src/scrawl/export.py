@@ -160,6 +160,7 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
 
 def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarray) -> tuple[bytes, dict]:
     """(int8 model bytes, the sidecar's "quantization" entry) for the float model `data`."""
+    from .inference import softmax
     from .quantize import quantize_model
 
     calib, held, labels, dataset = _calibration_data(meta, data_dir, calibration)
@@ -175,7 +176,7 @@ def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarr
     check = {"images": len(held_all), "of": f"{n} images of {dataset}'s validation part and {len(samples)} bundled samples",
              "agreement": agree, "accuracy_float": float(np.mean(a[:n].argmax(1) == labels)),
              "accuracy_int8": float(np.mean(b[:n].argmax(1) == labels)),
-             "max_abs_prob_diff": float(np.max(np.abs(_softmax(a) - _softmax(b)))), "min_agreement": INT8_AGREEMENT}
+             "max_abs_prob_diff": float(np.max(np.abs(softmax(a) - softmax(b)))), "min_agreement": INT8_AGREEMENT}
     if agree < INT8_AGREEMENT:
         raise ScrawlError(f"int8 export refused: its answers agree with the float model's on only {agree:.2%} of "
                           f"{len(held_all)} held-out images (required: {INT8_AGREEMENT:.0%}); nothing written")
@@ -209,11 +210,6 @@ def _calibration_data(meta: dict, data_dir, n: int) -> tuple[np.ndarray, np.ndar
         return np.ascontiguousarray(images[i][:, None], dtype=np.float32) / 255
 
     return as_input(calib), as_input(held), data.labels.numpy()[held], name
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _check_writable(out: Path) -> None:
