@@ -103,7 +103,21 @@ def test_a_fraction_of_an_epoch_ends_the_schedule_part_way_into_the_last_pass(re
     assert result["history"][-1]["lr"] < 0.05 * cfg.lr
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"epochs": -1.5}, {"batch_size": 0}, {"lr": 0.0}, {"limit": -1}])
+def test_augment_until_leaves_the_last_steps_unaugmented(real_data_dir, tmp_path, monkeypatch):
+    calls = []
+    real_augment = training.augment_batch
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real_augment(*args, **kwargs)
+
+    monkeypatch.setattr(training, "augment_batch", counting)
+    train(replace(TINY, augment_until=0.35), tmp_path, data_dir=real_data_dir, progress=False)  # 20 steps
+    assert len(calls) == 7
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"epochs": -1.5}, {"batch_size": 0}, {"lr": 0.0}, {"limit": -1},
+                                 {"augment_until": 1.5}])
 def test_settings_that_cannot_train_are_named(tmp_path, bad):
     from scrawl.errors import ScrawlError
 

@@ -46,6 +46,9 @@ class TrainConfig:
     weight_decay: float = 5e-4  # decoupled weight decay (AdamW)
     label_smoothing: float = 0.05  # softer targets: better calibrated confidences
     augment: dict | None = field(default_factory=lambda: AugmentConfig().to_dict())  # None = no augmentation
+    # Share of the training steps that are augmented; the rest see the images as they are, so the last
+    # steps fit the real data (YOLOX, Ge et al. 2021, turns its augmentation off for the last epochs).
+    augment_until: float = 1.0
     val_fraction: float = 0.1  # held out from the training files for validation (the seed's 90/10)
     seed: int = 0  # seeds the split, the batch order, augmentation and initialisation
     precision: str = "auto"  # "bf16" autocast, "fp32", or "auto" (bf16 where the CPU or GPU does it natively)
@@ -60,7 +63,8 @@ class TrainConfig:
         """Raises ScrawlError naming the first setting that cannot train."""
         for name, ok, need in (("epochs", self.epochs > 0, "a positive number"),
                                ("batch_size", self.batch_size >= 1, "at least 1"),
-                               ("lr", self.lr > 0, "positive"), ("limit", self.limit >= 0, "0 (all) or more")):
+                               ("lr", self.lr > 0, "positive"), ("limit", self.limit >= 0, "0 (all) or more"),
+                               ("augment_until", 0 <= self.augment_until <= 1, "between 0 and 1")):
             if not ok:
                 raise ScrawlError(f"{name} must be {need}, not {getattr(self, name)}")
 
@@ -78,7 +82,7 @@ RECIPES: dict[str, TrainConfig] = {
     # MNIST test 99.18-99.34% after 1 epoch (about 4 s of training), 99.49-99.58% after 3.5 (--epochs 3.5);
     # see benchmarks/time_to_accuracy.py.
     "fast": TrainConfig(model="fastnet", model_config={"pool_first": True}, epochs=1, batch_size=128, lr=8e-3,
-                        warmup=0.2, label_smoothing=0.1,
+                        warmup=0.2, label_smoothing=0.1, augment_until=0.7,
                         augment=AugmentConfig(rotate=8.0, scale=0.08, aspect=0.05, shear=0.15, translate=1.5,
                                               stroke=0.0, blur=0.0).to_dict()),
     # The bundled digits-lite model: fastnet trained like the default (the best epoch, by validation).
@@ -471,6 +475,7 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
     steps_per_epoch = n // bs  # drop the ragged last batch: keeps batch-norm statistics sane
     total_steps = max(1, round(steps_per_epoch * cfg.epochs))
     n_epochs = -(-total_steps // steps_per_epoch)  # the last one may be part of a pass
+    augmented_steps = round(cfg.augment_until * total_steps)
     # uint8 images move to the device once; batches are indexed and augmented there.
     x_train, y_train = x_train.to(device), y_train.to(device)
     # Validation is sharded: each rank scores every world-th image and the sums are all-reduced.
@@ -576,7 +581,7 @@ def _train(cfg: TrainConfig, out_dir: Path, *, group: _Group, device: torch.devi
                 if world > 1:
                     idx = idx[rank::world]  # this rank's share of the global batch
                 xb, yb = to_input(x_train[idx]), y_train[idx]
-                if aug is not None:
+                if aug is not None and epoch * steps_per_epoch + step < augmented_steps:
                     xb = augment_batch(xb, aug, aug_gen)
                 xb = xb.contiguous(memory_format=torch.channels_last)
                 for pg in opt.param_groups:
