@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--seed", type=int, help="makes a run repeatable on the same machine (default 0)")
     t.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    t.add_argument("--augment-until", type=float, metavar="FRACTION",
+                   help="augment only this share of the training steps, the first ones (default: the recipe's; "
+                        "fast: 0.7, others: 1)")
     t.add_argument("--extra-train", action="append", metavar="DATASET",
                    help="add another dataset's train split to the training part, framed like the main dataset "
                         "(e.g. femnist-sample for a character model); repeatable")
@@ -191,7 +194,8 @@ def cmd_train(args) -> int:
     if args.recipe not in RECIPES:
         raise ScrawlError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPES)}")
     cfg: TrainConfig = RECIPES[args.recipe]
-    overrides = {k: getattr(args, k) for k in ("dataset", "model", "epochs", "batch_size", "lr", "seed", "precision", "limit")
+    overrides = {k: getattr(args, k) for k in ("dataset", "model", "epochs", "batch_size", "lr", "seed", "precision", "limit",
+                                               "augment_until")
                  if getattr(args, k) is not None}
     if args.no_augment:
         overrides["augment"] = None
