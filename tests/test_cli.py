@@ -107,6 +107,12 @@ def test_train_epochs_must_be_a_positive_number(tmp_path, capsys, epochs):
     assert not list(tmp_path.iterdir())
 
 
+def test_train_augment_until_outside_0_to_1_is_named(tmp_path, capsys):
+    assert main(["train", "--augment-until", "1.5", "--out", str(tmp_path / "run")]) == 2
+    assert "augment_until must be between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
+
+
 def test_resume_refuses_new_settings(tmp_path, capsys):
     assert main(["train", "--resume", "--epochs", "3", "--out", str(tmp_path)]) == 2
     assert "settings it was started with" in capsys.readouterr().err
