@@ -51,6 +51,17 @@ def test_int8_export_of_digits_lite(real_data_dir, tmp_path, capsys):
     assert len(np.unique(int8_rec.logits(x))) > 1000
 
 
+@pytest.mark.realdata
+def test_int8_model_that_answers_differently_is_refused_and_nothing_written(real_data_dir, tmp_path, capsys, monkeypatch):
+    import scrawl.export
+
+    monkeypatch.setattr(scrawl.export, "INT8_AGREEMENT", 1.01)  # no model can agree this well
+    out = tmp_path / "out" / "x.onnx"
+    assert main(["export", "digits-lite", "--int8", "--out", str(out), "--data-dir", str(real_data_dir)]) == 2
+    assert "int8 export refused" in capsys.readouterr().err
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
 def _dq_reducemax_graph(scale: np.ndarray):
     """uint8 (N, C, 3, 3) -> DequantizeLinear (scale per tensor or per channel) -> ReduceMax."""
     c = 4

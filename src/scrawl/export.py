@@ -131,7 +131,7 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     quantization = None
     if int8:
         data, quantization = _int8(data, meta, data_dir, calibration, images)
-        log.info("%s: int8 model agrees with the float model on %.2f%% of %d validation images",
+        log.info("%s: int8 model agrees with the float model on %.2f%% of %d held-out images",
                  source, 100 * quantization["check"]["agreement"], quantization["check"]["images"])
 
     sidecar = {
@@ -173,7 +173,7 @@ def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarr
         raise ScrawlError(f"the int8 model gives logits of shape {b.shape} (or non-finite ones); nothing written")
     agree = float(np.mean(a.argmax(1) == b.argmax(1)))
     n = len(held)
-    check = {"images": len(held_all), "of": f"{n} images of {dataset}'s validation part and {len(samples)} bundled samples",
+    check = {"images": len(held_all), "of": f"{n} images of {dataset}'s validation part and {len(samples)} sample images",
              "agreement": agree, "accuracy_float": float(np.mean(a[:n].argmax(1) == labels)),
              "accuracy_int8": float(np.mean(b[:n].argmax(1) == labels)),
              "max_abs_prob_diff": float(np.max(np.abs(softmax(a) - softmax(b)))), "min_agreement": INT8_AGREEMENT}
@@ -185,8 +185,8 @@ def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarr
 
 
 def _calibration_data(meta: dict, data_dir, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(calibration images from the training part, up to n validation images, their labels, dataset
-    name), as (N, 1, H, W) float32 in [0, 1]: the images the model was trained on are in its framing."""
+    """(n calibration images from the training part, up to 2,000 validation images, their labels, the
+    dataset's name), as (N, 1, H, W) float32 in [0, 1]: the model's own data is in its framing."""
     from .data import load_dataset, split_train_val
 
     ds = meta.get("dataset") or {}
