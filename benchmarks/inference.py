@@ -65,7 +65,7 @@ from inference import timed
 from serve_latency import canvas_png
 import cv2
 import numpy as np
-from scrawl.inference import Recognizer
+from scrawl.runtime.recognizer import Recognizer
 png = canvas_png("7", (280, 280), 18)
 rgba = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
 def recognizer(threads):
@@ -153,8 +153,8 @@ def multiply_adds(models: list[str]) -> dict:
     (scrawl.models.Baseline is its PyTorch twin), counted from the layers' output shapes."""
     import torch
 
-    from scrawl.checkpoint import load_checkpoint
-    from scrawl.inference import bundled_path
+    from scrawl.runtime.checkpoint import load_checkpoint
+    from scrawl.runtime.recognizer import bundled_path
     from scrawl.models import build_model, count_parameters
 
     def count(model) -> int:

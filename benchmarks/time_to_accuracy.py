@@ -48,7 +48,7 @@ def scrawl_run(epochs: float, seed: int, out: Path, data_dir: str | None, device
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    from scrawl.checkpoint import load_checkpoint
+    from scrawl.runtime.checkpoint import load_checkpoint
     from scrawl.data import load_dataset
     from scrawl.training import predict_probs
 

@@ -54,7 +54,7 @@ def run_one(args: list[str], seed: int, out: Path, data_dir: str | None) -> dict
 
 
 def test_accuracy(checkpoint: Path, data_dir: str | None) -> tuple[float, dict]:
-    from scrawl.checkpoint import load_checkpoint
+    from scrawl.runtime.checkpoint import load_checkpoint
     from scrawl.data import load_dataset
     from scrawl.training import predict_probs
 
@@ -74,7 +74,7 @@ def main() -> None:
     names = args.only.split(",") if args.only else list(RUNS)
     import torch
 
-    from scrawl.checkpoint import load_checkpoint
+    from scrawl.runtime.checkpoint import load_checkpoint
 
     rows = []
     for name in names:

@@ -206,7 +206,7 @@ def test_multi_character_mode_reads_a_number_with_boxes(page):
 
 def _photo_of_digits(digits: str) -> bytes:
     """A phone-photo-like JPEG: the bundled sample digits in dark ink on uneven, grainy paper."""
-    from scrawl.preprocess import load_image
+    from scrawl.vision.preprocess import load_image
 
     inks = []
     for d in digits:
@@ -253,7 +253,7 @@ def test_api_docs_work_offline_under_the_csp(page, server):
 def test_model_picker_appears_with_two_models(browser, tmp_path):
     import shutil
 
-    from scrawl.inference import bundled_path
+    from scrawl.runtime.recognizer import bundled_path
 
     shutil.copy(bundled_path("digits"), tmp_path / "digits-copy.pt")
     proc, url = start_server("--model", f"digits,{tmp_path / 'digits-copy.pt'}")

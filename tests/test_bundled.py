@@ -7,8 +7,8 @@ import json
 import pytest
 
 from scrawl.cli import main
-from scrawl.inference import bundled_path
-from scrawl.checkpoint import load_checkpoint
+from scrawl.runtime.recognizer import bundled_path
+from scrawl.runtime.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

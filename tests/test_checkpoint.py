@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scrawl.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from scrawl.runtime.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from scrawl.errors import CheckpointError
 from scrawl.models import available_models, build_model
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scrawl.checkpoint import load_checkpoint
+from scrawl.runtime.checkpoint import load_checkpoint
 from scrawl.cli import main
 
 PROBE = Path(__file__).resolve().parent / "ddp_probe.py"

@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image
 
 from helpers_idx import LETTERS, idx_bytes, mapping_text
-from scrawl.checkpoint import load_checkpoint
-from scrawl.inference import Recognizer
-from scrawl.preprocess import FrameSpec, frame
+from scrawl.runtime.checkpoint import load_checkpoint
+from scrawl.runtime.recognizer import Recognizer
+from scrawl.vision.preprocess import FrameSpec, frame
 
 
 def _glyph_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ def test_train_and_evaluate_on_official_layout_letters(tmp_path):
 def test_recognizer_frames_the_way_its_checkpoint_says(tmp_path):
     import torch
 
-    from scrawl.checkpoint import save_checkpoint
+    from scrawl.runtime.checkpoint import save_checkpoint
     from scrawl.models import build_model
 
     torch.manual_seed(0)

@@ -17,8 +17,8 @@ import pytest
 
 from scrawl.cli import main
 from scrawl.errors import CheckpointError, ScrawlError
-from scrawl.export import export_onnx, file_sha256, sample_images
-from scrawl.inference import BUNDLED, Recognizer, bundled_path
+from scrawl.runtime.export import export_onnx, file_sha256, sample_images
+from scrawl.runtime.recognizer import BUNDLED, Recognizer, bundled_path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "scrawl" / "assets" / "samples"
@@ -98,8 +98,8 @@ def test_user_checkpoint_exports_next_to_itself_with_extra_check_images(tmp_path
 
     import torch
 
-    from scrawl.checkpoint import save_checkpoint
-    from scrawl.inference import CHARSETS
+    from scrawl.runtime.checkpoint import save_checkpoint
+    from scrawl.runtime.recognizer import CHARSETS
     from scrawl.models import build_model
 
     torch.manual_seed(0)
@@ -196,7 +196,7 @@ import json, sys
 from pathlib import Path
 
 samples = Path(sys.argv[1])
-from scrawl.inference import Recognizer
+from scrawl.runtime.recognizer import Recognizer
 
 pred = Recognizer("digits", runtime="onnx").predict(samples / "7-paper.webp")
 after_predict = "torch" in sys.modules
@@ -310,7 +310,7 @@ def test_wrong_runtime_for_the_file_says_what_to_do(tmp_path):
 
 
 def test_unwritable_output_leaves_nothing(tmp_path, capsys, monkeypatch):
-    from scrawl import export
+    from scrawl.runtime import export
 
     blocker = tmp_path / "afile"
     blocker.write_text("a regular file, so nothing can be created below it (even as root)")
@@ -325,7 +325,7 @@ def test_unwritable_output_leaves_nothing(tmp_path, capsys, monkeypatch):
 
 
 def test_failed_parity_check_or_rename_writes_nothing(tmp_path, monkeypatch):
-    from scrawl import export
+    from scrawl.runtime import export
 
     out = tmp_path / "digits.onnx"
     real = export._onnx_logits

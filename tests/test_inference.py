@@ -82,7 +82,7 @@ def test_blank_and_broken_images(rec):
 
 def test_charset_masks_the_answer(rec):
     from scrawl import cli
-    from scrawl.inference import CHARSETS, charset_indices
+    from scrawl.runtime.recognizer import CHARSETS, charset_indices
     from scrawl.errors import ScrawlError
 
     assert set(cli.CHARSETS) == set(CHARSETS)  # the CLI's copy (kept to avoid importing torch) agrees
@@ -104,8 +104,8 @@ def test_charset_masks_the_answer(rec):
 def test_charset_on_a_62_class_model_never_leaves_the_set(tmp_path):
     import torch
 
-    from scrawl.checkpoint import save_checkpoint
-    from scrawl.inference import CHARSETS, merge_map
+    from scrawl.runtime.checkpoint import save_checkpoint
+    from scrawl.runtime.recognizer import CHARSETS, merge_map
     from scrawl.models import build_model
 
     classes = list(CHARSETS["alnum"])

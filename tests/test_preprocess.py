@@ -1,4 +1,4 @@
-"""Tests for scrawl.preprocess: one function turns any user image into MNIST/EMNIST-style input."""
+"""Tests for scrawl.vision.preprocess: one function turns any user image into MNIST/EMNIST-style input."""
 
 import gzip
 import io
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scrawl import preprocess as P
+from scrawl.vision import preprocess as P
 from scrawl.errors import EmptyImageError, ImageError, ScrawlError
-from scrawl.preprocess import MAX_PIXELS, FrameSpec, frame, frame_batch, load_image, to_tensor
+from scrawl.vision.preprocess import MAX_PIXELS, FrameSpec, frame, frame_batch, load_image, to_tensor
 
 # Range of the fraction of pixels > 0.5 per MNIST test digit (1st..99th percentile: 0.046..0.237,
 # measured on the 10,000 t10k images); test_thin_pen_range_matches_mnist re-measures it.
@@ -597,7 +597,7 @@ def test_otsu_from_the_histogram_matches_opencv():
     """_normalise takes Otsu's threshold from the histogram it already has; it must be OpenCV's."""
     import cv2
 
-    from scrawl.preprocess import _hist, _otsu
+    from scrawl.vision.preprocess import _hist, _otsu
 
     rng = np.random.default_rng(1)
     cases = [rng.integers(0, 256, (50, 60)), np.clip(rng.normal(90, 25, (40, 40)), 0, 255),
@@ -614,7 +614,7 @@ def test_otsu_from_the_histogram_matches_opencv():
 
 @pytest.mark.parametrize("framing", ["mnist", "emnist"])
 def test_uint8_canvas_fast_path_equals_the_float_path(mnist, framing):
-    """A uint8 RGBA canvas is framed from its alpha's box only (scrawl.preprocess._ink_from_rgba8); the
+    """A uint8 RGBA canvas is framed from its alpha's box only (scrawl.vision.preprocess._ink_from_rgba8); the
     result must be exactly what the same canvas gives as floats in [0, 1], which converts everything."""
     rng = np.random.default_rng(3)
     spec = FrameSpec(framing)

@@ -9,9 +9,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from scrawl.cli import main
-from scrawl.export import _session
-from scrawl.inference import Recognizer
-from scrawl.quantize import _reduce_max_before_dequantize
+from scrawl.runtime.export import _session
+from scrawl.runtime.recognizer import Recognizer
+from scrawl.runtime.quantize import _reduce_max_before_dequantize
 
 
 @pytest.mark.realdata
@@ -53,9 +53,9 @@ def test_int8_export_of_digits_lite(real_data_dir, tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_int8_model_that_answers_differently_is_refused_and_nothing_written(real_data_dir, tmp_path, capsys, monkeypatch):
-    import scrawl.export
+    import scrawl.runtime.export
 
-    monkeypatch.setattr(scrawl.export, "INT8_AGREEMENT", 1.01)  # no model can agree this well
+    monkeypatch.setattr(scrawl.runtime.export, "INT8_AGREEMENT", 1.01)  # no model can agree this well
     out = tmp_path / "out" / "x.onnx"
     assert main(["export", "digits-lite", "--int8", "--out", str(out), "--data-dir", str(real_data_dir)]) == 2
     assert "int8 export refused" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scrawl.checkpoint import load_checkpoint
+from scrawl.runtime.checkpoint import load_checkpoint
 
 TRAIN = ["--recipe", "fast", "--limit", "12000", "--epochs", "3", "--batch-size", "64"]
 KILLS = 3
@@ -136,7 +136,7 @@ def test_sigkill_three_times_then_resume_loses_no_epoch(real_data_dir, tmp_path)
 
 _SAVER = r"""
 import sys, torch
-from scrawl.checkpoint import save_checkpoint
+from scrawl.runtime.checkpoint import save_checkpoint
 path = sys.argv[1]
 meta = {"arch": "x", "model_config": {}, "classes": ["0"], "frame": {}, "n": 0}
 state = {"w%d" % i: torch.full((256, 256), float(i)) for i in range(16)}  # 4 MiB: a write takes a while

@@ -1,4 +1,4 @@
-"""Tests for scrawl.segment: strings of characters are split, ordered and read like single characters."""
+"""Tests for scrawl.vision.segment: strings of characters are split, ordered and read like single characters."""
 
 import gzip
 import io
@@ -10,7 +10,7 @@ from PIL import Image
 
 from scrawl import Recognizer
 from scrawl.errors import ImageError
-from scrawl.segment import MAX_CHARACTERS, TooManyCharactersError, read, segment
+from scrawl.vision.segment import MAX_CHARACTERS, TooManyCharactersError, read, segment
 
 
 # ------------------------------------------------------------------------------------------ helpers

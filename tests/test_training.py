@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import scrawl.training as training
-from scrawl.checkpoint import load_checkpoint
+from scrawl.runtime.checkpoint import load_checkpoint
 from scrawl.training import RECIPES, TrainingInterrupted, train
 
 pytestmark = pytest.mark.realdata

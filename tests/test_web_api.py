@@ -173,8 +173,8 @@ def test_models_and_health(client):
 def test_two_models_and_the_model_is_loaded_once(tmp_path, monkeypatch):
     import shutil
 
-    from scrawl import inference
-    from scrawl.inference import bundled_path
+    from scrawl.runtime import recognizer as inference
+    from scrawl.runtime.recognizer import bundled_path
 
     loads = []
 

@@ -12,7 +12,7 @@ __all__ = ["Recognizer", "__version__"]
 def __getattr__(name):
     # Lazy so that `import scrawl` (and `scrawl --help`) stay fast.
     if name == "Recognizer":
-        from .inference import Recognizer
+        from .runtime.recognizer import Recognizer
 
         return Recognizer
     raise AttributeError(f"module 'scrawl' has no attribute {name!r}")

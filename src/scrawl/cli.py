@@ -234,8 +234,8 @@ def cmd_evaluate(args) -> int:
 
     from .data import load_dataset
     from .evaluation import compute_metrics, write_report
-    from .inference import Recognizer, charset_indices, merge_map
-    from .preprocess import frame_batch
+    from .runtime.recognizer import Recognizer, charset_indices, merge_map
+    from .vision.preprocess import frame_batch
     from .training import dataset_framing, to_input
 
     rec = Recognizer(args.checkpoint)
@@ -294,7 +294,7 @@ def expand_paths(patterns: list[str]) -> list[str]:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Recognizer
+    from .runtime.recognizer import Recognizer
 
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
@@ -327,7 +327,7 @@ def cmd_predict(args) -> int:
 # --- export -----------------------------------------------------------------------------------
 
 def cmd_export(args) -> int:
-    from .export import export_onnx
+    from .runtime.export import export_onnx
 
     result = export_onnx(args.checkpoint, args.out, check_images=args.check, int8=args.int8,
                          data_dir=args.data_dir, calibration=args.calibration)

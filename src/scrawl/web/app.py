@@ -113,7 +113,7 @@ def create_app(models: list[str] | tuple[str, ...] | None = None, *, runtime: st
 
 
 def _bundled_models(runtime: str = "torch") -> list[str]:
-    from ..inference import BUNDLED, DEFAULT_MODEL, bundled_path, check_runtime
+    from ..runtime.recognizer import BUNDLED, DEFAULT_MODEL, bundled_path, check_runtime
 
     check_runtime(runtime)
     names = [DEFAULT_MODEL] + [n for n in BUNDLED if n != DEFAULT_MODEL]

@@ -130,7 +130,7 @@ def pick_options(query_top_k, query_model, body: dict, models: dict, default: st
     charset = body.get("charset", query_charset)
     if charset in (None, "", "all"):
         return name, top_k, None
-    from ..inference import CHARSETS, charset_indices
+    from ..runtime.recognizer import CHARSETS, charset_indices
 
     if not isinstance(charset, str) or charset not in CHARSETS:
         raise ApiError(422, f"unknown charset {charset!r}: choose one of {', '.join(CHARSETS)} (or all)")

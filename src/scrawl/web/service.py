@@ -23,14 +23,14 @@ NOTHING = "nothing to read"
 class Service:
     def __init__(self, models: list[str] | tuple[str, ...], *, runtime: str = "torch", threads: int = 1,
                  uncertain_below: float = 0.6, max_characters: int | None = None):
-        from ..inference import resolve_model  # no torch here: only the torch runtime imports it, at load
+        from ..runtime.recognizer import resolve_model  # no torch here: only the torch runtime imports it, at load
 
         self.runtime = runtime
         self.sources: dict[str, str] = {}
         for model in models:
             path = resolve_model(model, runtime)  # a missing file or unknown name is a clear error now, not at startup
             if runtime == "onnx":
-                from ..export import check_onnx_file
+                from ..runtime.export import check_onnx_file
 
                 check_onnx_file(path)  # so is a missing or mismatched sidecar
             name = _model_name(model)
@@ -46,7 +46,7 @@ class Service:
     def load(self) -> None:
         import numpy as np
 
-        from ..inference import Recognizer
+        from ..runtime.recognizer import Recognizer
 
         if self.runtime == "torch" and self.threads:
             import torch
@@ -84,7 +84,7 @@ class Service:
         return {"model": name, "empty": False, "message": None, **self._character(pred)}
 
     def read(self, data: bytes, name: str, top_k: int, charset: str | None = None) -> dict:
-        from ..segment import MAX_CHARACTERS, read
+        from ..vision.segment import MAX_CHARACTERS, read
 
         rec = self.models[name]
         seg, preds = read(data, rec, top_k=top_k, charset=charset,
@@ -103,7 +103,7 @@ class Service:
         return d
 
     def describe(self) -> list[dict]:
-        from ..inference import CHARSETS
+        from ..runtime.recognizer import CHARSETS
 
         out = []
         for name, rec in self.models.items():
@@ -148,7 +148,7 @@ def _for_serving(model, size: int):
 
 
 def _model_name(model: str) -> str:
-    from ..inference import BUNDLED
+    from ..runtime.recognizer import BUNDLED
 
     if model in BUNDLED:
         return model

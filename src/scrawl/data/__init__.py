@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DataError, DownloadError
-from .fsutil import file_digest, fsync_folder
+from ..errors import DataError, DownloadError
+from ..fsutil import file_digest, fsync_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

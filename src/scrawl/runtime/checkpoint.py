@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
-from .fsutil import fsync_folder
+from ..errors import CheckpointError
+from ..fsutil import fsync_folder
 
 FORMAT = "scrawl-checkpoint"
 FORMAT_VERSION = 1
@@ -43,7 +43,7 @@ class Checkpoint:
 
     def build_model(self) -> torch.nn.Module:
         """The network this checkpoint describes, with its weights loaded, in eval mode."""
-        from .models import build_model
+        from ..models import build_model
 
         try:
             model = build_model(self.meta["arch"], **self.meta["model_config"])

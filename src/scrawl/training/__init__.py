@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .augment import AugmentConfig, augment_batch
-from .checkpoint import library_versions, load_checkpoint, save_checkpoint
-from .errors import ScrawlError, TrainingInterrupted  # noqa: F401 (re-exported)
-from .models import build_model, count_parameters
+from ..runtime.checkpoint import library_versions, load_checkpoint, save_checkpoint
+from ..errors import ScrawlError, TrainingInterrupted  # noqa: F401 (re-exported)
+from ..models import build_model, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +361,8 @@ def _to_cpu(obj):
 
 def _load_training_data(cfg: TrainConfig, data_dir, progress: bool) -> dict:
     """The training and validation tensors (CPU, uint8 images) and what the checkpoint says about them."""
-    from .data import load_dataset, split_train_val
-    from .preprocess import FrameSpec, frame_batch
+    from ..data import load_dataset, split_train_val
+    from ..vision.preprocess import FrameSpec, frame_batch
 
     data = load_dataset(cfg.dataset, "train", data_dir, progress=progress)
     train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)

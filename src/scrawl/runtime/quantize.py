@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScrawlError
+from ..errors import ScrawlError
 
 log = logging.getLogger(__name__)
 

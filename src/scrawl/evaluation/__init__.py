@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ScrawlError
+from ..errors import ScrawlError
 
 logger = logging.getLogger(__name__)
 

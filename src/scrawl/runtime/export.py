@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, ImageError, ScrawlError
-from .fsutil import file_digest, fsync_folder
+from ..errors import CheckpointError, ImageError, ScrawlError
+from ..fsutil import file_digest, fsync_folder
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def sidecar_path(onnx_path: str | os.PathLike) -> Path:
 def default_out_path(model: str | os.PathLike | None, int8: bool = False) -> Path:
     """Where `scrawl export` writes by default: next to a checkpoint file, with the .onnx suffix;
     for a bundled model name, <name>.onnx in the current folder. An int8 model gets "-int8" added."""
-    from .inference import BUNDLED, DEFAULT_MODEL
+    from .recognizer import BUNDLED, DEFAULT_MODEL
 
     model = DEFAULT_MODEL if model is None else model
     tag = "-int8" if int8 else ""
@@ -98,8 +98,8 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     import torch
 
     from .checkpoint import load_checkpoint
-    from .inference import resolve_model
-    from .preprocess import FrameSpec
+    from .recognizer import resolve_model
+    from ..vision.preprocess import FrameSpec
 
     source = resolve_model(model, "torch")
     out = Path(out_path) if out_path is not None else default_out_path(model, int8)
@@ -160,7 +160,7 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
 
 def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarray) -> tuple[bytes, dict]:
     """(int8 model bytes, the sidecar's "quantization" entry) for the float model `data`."""
-    from .inference import softmax
+    from .recognizer import softmax
     from .quantize import quantize_model
 
     calib, held, labels, dataset = _calibration_data(meta, data_dir, calibration)
@@ -187,7 +187,7 @@ def _int8(data: bytes, meta: dict, data_dir, calibration: int, samples: np.ndarr
 def _calibration_data(meta: dict, data_dir, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """(n calibration images from the training part, up to 2,000 validation images, their labels, the
     dataset's name), as (N, 1, H, W) float32 in [0, 1]: the model's own data is in its framing."""
-    from .data import load_dataset, split_train_val
+    from ..data import load_dataset, split_train_val
 
     ds = meta.get("dataset") or {}
     name = ds.get("name")
@@ -231,7 +231,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 def _real_images(spec, paths: list) -> np.ndarray:
     """(N, 1, size, size) float32: each image framed as a user's image is. An image that cannot be
     used (no ink, unreadable) is skipped with a warning; none usable is an error."""
-    from .preprocess import frame
+    from ..vision.preprocess import frame
 
     framed = []
     for path in paths:
@@ -309,7 +309,7 @@ def _versions() -> dict:
     import onnxruntime
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     out = {"scrawl": __version__, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
     try:
@@ -390,7 +390,7 @@ def read_sidecar(onnx_path: str | os.PathLike) -> dict:
         if not isinstance(meta[key], dict) or not isinstance(meta[key].get("name"), str):
             raise CheckpointError(f"{side}: damaged metadata: {key!r} must name the model's {key}")
     try:
-        from .preprocess import FrameSpec
+        from ..vision.preprocess import FrameSpec
 
         FrameSpec.from_dict(meta["frame"])
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -422,7 +422,7 @@ def load_onnx_session(path: str | os.PathLike, threads: int | None = None):
     path = Path(path)
     meta, data = check_onnx_file(path)
     session = _session(data, threads=threads, name=str(path))
-    from .preprocess import FrameSpec
+    from ..vision.preprocess import FrameSpec
 
     size = FrameSpec.from_dict(meta["frame"]).size
     inputs, outputs = session.get_inputs(), session.get_outputs()

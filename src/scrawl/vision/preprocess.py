@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import EmptyImageError, ImageError
+from ..errors import EmptyImageError, ImageError
 
 __all__ = ["FrameSpec", "MAX_PIXELS", "load_image", "frame", "frame_batch", "to_tensor"]
 

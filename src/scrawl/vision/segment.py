@@ -31,7 +31,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .errors import EmptyImageError, ImageError
+from ..errors import EmptyImageError, ImageError
 from .preprocess import FrameSpec, frame, load_image
 
 __all__ = ["MAX_CHARACTERS", "Piece", "Segmentation", "TooManyCharactersError", "segment", "read"]

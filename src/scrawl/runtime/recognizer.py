@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, ScrawlError
-from .preprocess import FrameSpec, frame
+from ..errors import CheckpointError, ScrawlError
+from ..vision.preprocess import FrameSpec, frame
 
 log = logging.getLogger(__name__)
 
