@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
+from . import settings
 from .errors import ScrawlError, TrainingInterrupted
+from .labels import CHARSETS
 
-# Named charsets, kept here too so `scrawl --help` doesn't import torch (see scrawl.inference.CHARSETS).
-CHARSETS = ("alnum", "digits", "letters", "lower", "upper")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -234,7 +234,8 @@ def cmd_evaluate(args) -> int:
 
     from .data import load_dataset
     from .evaluation import compute_metrics, write_report
-    from .runtime.recognizer import Recognizer, charset_indices, merge_map
+    from .labels import charset_indices, merge_map
+    from .runtime.recognizer import Recognizer
     from .vision.preprocess import frame_batch
     from .training import dataset_framing, to_input
 

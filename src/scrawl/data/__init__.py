@@ -1059,3 +1059,13 @@ def dataset_status(data_dir: str | os.PathLike | None = None, *, verify: bool = 
             entries.append({"dataset": info.name, "split": split, "description": info.description,
                             "folder": str(folder), "present": present, "verified": verified, "files": files})
     return entries
+
+
+# --- temporary (the catalogue split replaces this): what each dataset's images look like ------------
+def framing_of(name: str) -> str | None:
+    """The framing a dataset's images were made with ("mnist", "emnist"), None for a foreign one (LEAF's
+    FEMNIST resizing, which no model is trained on: evaluation always reframes it)."""
+    key = str(name).strip().lower().replace("_", "-")
+    if key == FEMNIST:
+        return None
+    return "emnist" if key.startswith("emnist") else "mnist"

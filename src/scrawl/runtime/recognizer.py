@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, ScrawlError
+from ..labels import CHARSETS, charset_indices, merge_map  # noqa: F401 (part of this module's API)
 from ..vision.preprocess import FrameSpec, frame
 
 log = logging.getLogger(__name__)
@@ -29,36 +30,6 @@ log = logging.getLogger(__name__)
 BUNDLED = {"digits": "digits.pt", "digits-lite": "digits-lite.pt", "chars": "chars.pt"}
 DEFAULT_MODEL = "digits"
 RUNTIMES = ("torch", "onnx")
-
-_DIGITS = "0123456789"
-_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_LOWER = _UPPER.lower()
-# Named character sets that restrict answers at inference time (by masking logits), so a user who
-# knows they wrote a number never gets 'O' for '0' or 'l' for '1'.
-CHARSETS = {"digits": _DIGITS, "upper": _UPPER, "lower": _LOWER, "letters": _UPPER + _LOWER,
-            "alnum": _DIGITS + _UPPER + _LOWER}
-# EMNIST ByMerge's merge of case pairs whose glyphs look alike (Cohen et al. 2017): these lower-case
-# letters count as their capital. The other 11 lower-case letters keep their own class.
-MERGED_CASE = {c: c.upper() for c in "cijklmopsuvwxyz"}
-
-
-def charset_indices(classes: list[str], charset: str | None) -> list[int] | None:
-    """Indices of `classes` allowed by a named charset; None means all. Raises ScrawlError for an
-    unknown name or a charset the model cannot answer in."""
-    if charset is None or charset == "all":
-        return None
-    if charset not in CHARSETS:
-        raise ScrawlError(f"unknown charset {charset!r}; choose one of: {', '.join(CHARSETS)}")
-    allowed = [i for i, c in enumerate(classes) if c in CHARSETS[charset]]
-    if not allowed:
-        raise ScrawlError(f"this model knows none of the characters in charset {charset!r} (it reads {''.join(classes)})")
-    return allowed
-
-
-def merge_map(classes: list[str]) -> dict[str, str] | None:
-    """The ByMerge case merge for a model that has both cases of a look-alike pair, else None."""
-    merge = {c: u for c, u in MERGED_CASE.items() if c in classes and u in classes}
-    return merge or None
 
 
 def bundled_path(name: str, runtime: str = "torch") -> Path:

@@ -1,0 +1,54 @@
+"""Labels: the characters Scrawl reads, the named charsets that restrict answers, and the merged-case
+rule. Plain Python, no torch: the CLI's --help, the web app and the dataset catalogue import it.
+
+One owner for these facts: dataset class lists (scrawl.data.catalogue), charset masks (runtime),
+evaluation's merged-case accuracy and the CLI's choices all come from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import ScrawlError
+
+DIGITS = "0123456789"
+UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LOWER = UPPER.lower()
+ALNUM = DIGITS + UPPER + LOWER  # EMNIST ByClass's 62 classes, in its order
+
+# EMNIST ByMerge's merge of case pairs whose glyphs look alike (Cohen et al. 2017, section II-B): these
+# lower-case letters count as their capital. The other 11 lower-case letters keep their own class.
+MERGED_LOWER_ALIKE = "cijklmopsuvwxyz"
+MERGED_CASE = {c: c.upper() for c in MERGED_LOWER_ALIKE}
+# ByMerge / Balanced's own class list: digits, capitals, and the lower-case letters not merged.
+BYMERGE_CLASSES = DIGITS + UPPER + "".join(c for c in LOWER if c not in MERGED_LOWER_ALIKE)
+
+# Named character sets that restrict answers at inference time (by masking logits), so a user who
+# knows they wrote a number never gets 'O' for '0' or 'l' for '1'.
+CHARSETS = {"digits": DIGITS, "upper": UPPER, "lower": LOWER, "letters": UPPER + LOWER, "alnum": ALNUM}
+ALL = "all"  # the charset name that means "no restriction"
+
+
+def charset_indices(classes: Sequence[str], charset: str | None) -> list[int] | None:
+    """Indices of `classes` allowed by a named charset; None means all. Raises ScrawlError for an
+    unknown name or a charset the model cannot answer in."""
+    if charset is None or charset == ALL:
+        return None
+    if charset not in CHARSETS:
+        raise ScrawlError(f"unknown charset {charset!r}; choose one of: {', '.join(CHARSETS)}")
+    allowed = [i for i, c in enumerate(classes) if c in CHARSETS[charset]]
+    if not allowed:
+        raise ScrawlError(f"this model knows none of the characters in charset {charset!r} (it reads {''.join(classes)})")
+    return allowed
+
+
+def charsets_for(classes: Sequence[str]) -> list[str]:
+    """The named charsets a model with these classes can answer in (each allows at least one class)."""
+    have = set(classes)
+    return [name for name, chars in CHARSETS.items() if have & set(chars)]
+
+
+def merge_map(classes: Sequence[str]) -> dict[str, str] | None:
+    """The ByMerge case merge for a model that has both cases of a look-alike pair, else None."""
+    merge = {c: u for c, u in MERGED_CASE.items() if c in classes and u in classes}
+    return merge or None
