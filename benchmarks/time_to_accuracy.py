@@ -48,15 +48,14 @@ def scrawl_run(epochs: float, seed: int, out: Path, data_dir: str | None, device
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    from scrawl.runtime.checkpoint import load_checkpoint
     from scrawl.data import load_dataset
-    from scrawl.training import predict_probs
+    from scrawl.evaluation import evaluate
+    from scrawl.runtime.recognizer import Recognizer
 
-    ck = load_checkpoint(out / "last.pt")  # the model at the end of its schedule
-    test = load_dataset("mnist", "test", data_dir)
-    acc = float((predict_probs(ck.build_model(), test.images).argmax(1) == test.labels).float().mean())
+    rec = Recognizer(out / "last.pt")  # the model at the end of its schedule
+    acc = evaluate(rec, load_dataset("mnist", "test", data_dir), reframe="no").metrics["accuracy"]
     return {"seed": seed, "epochs": epochs, "test_acc": acc, "wall_s": round(wall, 2),
-            "train_s": round(sum(h["seconds"] for h in ck.meta["history"]), 2)}
+            "train_s": round(sum(h["seconds"] for h in rec.meta["history"]), 2)}
 
 
 def keras_run(seed: int, data_dir: str | None, target: float) -> dict:

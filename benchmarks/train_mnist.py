@@ -54,14 +54,13 @@ def run_one(args: list[str], seed: int, out: Path, data_dir: str | None) -> dict
 
 
 def test_accuracy(checkpoint: Path, data_dir: str | None) -> tuple[float, dict]:
-    from scrawl.runtime.checkpoint import load_checkpoint
     from scrawl.data import load_dataset
-    from scrawl.training import predict_probs
+    from scrawl.evaluation import evaluate
+    from scrawl.runtime.recognizer import Recognizer
 
-    ck = load_checkpoint(checkpoint)
-    test = load_dataset("mnist", "test", data_dir)
-    acc = float((predict_probs(ck.build_model(), test.images).argmax(1) == test.labels).float().mean())
-    return acc, ck.meta
+    rec = Recognizer(checkpoint)
+    result = evaluate(rec, load_dataset("mnist", "test", data_dir), reframe="no")
+    return result.metrics["accuracy"], rec.meta
 
 
 def main() -> None:

@@ -18,20 +18,21 @@ from pathlib import Path
 import torch.nn.functional as F
 
 import scrawl.training as training
+import scrawl.training.checkpointing as checkpointing  # where the run's checkpoints are written
 from scrawl.errors import ScrawlError
 
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
     rank = int(os.environ.get("RANK", "0"))
-    real_save = training.save_checkpoint
+    real_save = checkpointing.save_checkpoint
 
     def logged_save(path, *args, **kwargs):
         with open(spec["writes"], "a") as f:
             f.write(f"{rank} {Path(path).name}\n")
         return real_save(path, *args, **kwargs)
 
-    training.save_checkpoint = logged_save
+    checkpointing.save_checkpoint = logged_save
     if spec.get("sigterm") and spec["sigterm"][0] == rank:
         real_loss, calls = F.cross_entropy, [0]
 

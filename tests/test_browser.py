@@ -206,7 +206,7 @@ def test_multi_character_mode_reads_a_number_with_boxes(page):
 
 def _photo_of_digits(digits: str) -> bytes:
     """A phone-photo-like JPEG: the bundled sample digits in dark ink on uneven, grainy paper."""
-    from scrawl.vision.preprocess import load_image
+    from scrawl.vision import load_image
 
     inks = []
     for d in digits:

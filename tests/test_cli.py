@@ -80,6 +80,7 @@ def test_evaluate_offline_without_data_says_what_is_missing(tmp_path):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # trains a model
 def test_train_then_evaluate_end_to_end(real_data_dir, tmp_path):
     run = tmp_path / "run"
     r = run_cli("train", "--recipe", "fast", "--epochs", "1", "--limit", "6000", "--batch-size", "64",

@@ -29,6 +29,7 @@ from helpers_idx import (
 )
 from scrawl import data
 from scrawl.errors import DataError, DownloadError, ScrawlError
+from scrawl.fsutil import TMP_SUFFIX
 
 
 # --------------------------------------------------------------------------------------------------
@@ -59,10 +60,12 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Temporary files a download or extraction may have left behind."""
+    """Temporary files a download or extraction may have left behind (scrawl.fsutil's temp names, and
+    the names older versions used)."""
     if not folder.exists():
         return []
-    return sorted(p.name for p in folder.iterdir() if ".part-" in p.name or ".download-" in p.name)
+    return sorted(p.name for p in folder.iterdir()
+                  if ".part-" in p.name or ".download-" in p.name or p.name.endswith(TMP_SUFFIX))
 
 
 @pytest.fixture(autouse=True)
@@ -337,6 +340,233 @@ def test_unknown_dataset_and_split():
         data.ensure_files("mnist", "val")
     assert data.DATASETS.keys() >= {"mnist", "emnist-byclass", "emnist-bymerge", "emnist-balanced",
                                     "emnist-letters", "emnist-digits", "emnist-mnist"}
+
+
+# --------------------------------------------------------------------------------------------------
+# catalogue: framing, kind, readers, names
+# --------------------------------------------------------------------------------------------------
+
+# What every dataset's images are and how they were framed: the catalogue owns this, not the name.
+CATALOGUE = {
+    # name: (framing, kind, reader)
+    "mnist": ("mnist", "characters", "idx"),
+    "emnist-byclass": ("emnist", "characters", "idx"),
+    "emnist-bymerge": ("emnist", "characters", "idx"),
+    "emnist-balanced": ("emnist", "characters", "idx"),
+    "emnist-letters": ("emnist", "characters", "idx"),
+    "emnist-digits": ("emnist", "characters", "idx"),
+    "emnist-mnist": ("emnist", "characters", "idx"),
+    "emnist-byclass-testhalf": ("emnist", "characters", "resplit"),
+    "femnist-sample": (None, "characters", "leaf-npz"),
+}
+
+
+def test_catalogue_framing_kind_and_reader_of_every_dataset():
+    assert set(data.DATASETS) == set(CATALOGUE)  # a new dataset must be added to this table too
+    for name, (framing, kind, reader) in CATALOGUE.items():
+        info = data.DATASETS[name]
+        assert (info.framing, info.kind, info.reader) == (framing, kind, reader), name
+        assert data.framing_of(name) == framing
+        assert data.dataset_info(name) is info
+        assert info.splits == ("train", "test")
+    cut = data.DATASETS["emnist-byclass-testhalf"].resplit
+    assert cut == data.Resplit(source="emnist-byclass", split="test", test_fraction=0.2, seed=20171201)
+    assert all(data.DATASETS[n].resplit is None for n in CATALOGUE if n != "emnist-byclass-testhalf")
+
+
+def test_catalogue_classes_come_from_labels():
+    from scrawl import labels
+
+    expected = {"mnist": labels.DIGITS, "emnist-byclass": labels.ALNUM, "emnist-bymerge": labels.BYMERGE_CLASSES,
+                "emnist-balanced": labels.BYMERGE_CLASSES, "emnist-letters": labels.UPPER,
+                "emnist-digits": labels.DIGITS, "emnist-mnist": labels.DIGITS,
+                "emnist-byclass-testhalf": labels.ALNUM, "femnist-sample": labels.ALNUM}
+    for name, classes in expected.items():
+        assert data.DATASETS[name].classes == tuple(classes), name
+    assert list(data.DATASETS["emnist-balanced"].classes) == BALANCED_CLASSES
+
+
+def test_framing_is_not_guessed_from_the_name():
+    # "femnist-sample" starts like neither; an unknown "emnist-..." name is an error, not "emnist"
+    assert data.framing_of("femnist-sample") is None
+    for unknown in ("emnist-kuzushiji", "mnist-fashion"):
+        with pytest.raises(DataError, match="unknown dataset"):
+            data.framing_of(unknown)
+
+
+@pytest.mark.parametrize("spelling, name", [
+    ("EMNIST_ByClass", "emnist-byclass"),
+    ("  MNIST ", "mnist"),
+    ("Emnist_Byclass_TestHalf", "emnist-byclass-testhalf"),
+    ("FEMNIST_SAMPLE", "femnist-sample"),
+    ("emnist-letters", "emnist-letters"),
+])
+def test_dataset_info_normalises_names(spelling, name):
+    assert data.dataset_info(spelling).name == name
+    assert data.framing_of(spelling) == CATALOGUE[name][0]
+
+
+def test_dataset_info_error_names_every_dataset_derived_ones_too():
+    with pytest.raises(DataError) as info:
+        data.dataset_info("kmnist")
+    message = str(info.value)
+    assert message.startswith("unknown dataset 'kmnist'")
+    for name in CATALOGUE:
+        assert name in message
+    with pytest.raises(DataError, match="emnist-byclass-testhalf.*femnist-sample"):
+        data.load_dataset("kmnist")
+
+
+def _byclass_test_files(n: int) -> tuple[dict[str, bytes], np.ndarray, np.ndarray]:
+    """Tiny emnist-byclass test files (stored transposed, as EMNIST does): files, upright images, labels."""
+    info = data.DATASETS["emnist-byclass"]
+    images = np.stack([glyph_f(shift=i % 5) for i in range(n)])
+    images[:, 0, 0] = np.arange(n)  # every image different, to tell them apart after the cut
+    labels = (np.arange(n) % 62).astype(np.uint8)
+    files = {info.mapping: mapping_text(list(info.classes)),
+             info.files["test"]["images"]: gz(idx_bytes(images.transpose(0, 2, 1).copy())),
+             info.files["test"]["labels"]: gz(idx_bytes(labels))}
+    return files, images, labels
+
+
+def test_resplit_is_cut_from_its_source_split(tmp_path, monkeypatch):
+    files, images, labels = _byclass_test_files(70)
+    write_files(tmp_path / "emnist", files)
+    unpin(monkeypatch, "emnist-byclass")
+    train = data.load_dataset("EMNIST_ByClass_TestHalf", "train", tmp_path, download=False)
+    test = data.load_dataset("emnist-byclass-testhalf", "test", tmp_path, download=False)
+    assert (train.name, train.split, test.split) == ("emnist-byclass-testhalf", "train", "test")
+    assert (len(train), len(test)) == (56, 14)  # round(70 * 0.2) in the test part
+    assert train.classes == test.classes == list(data.DATASETS["emnist-byclass"].classes)
+    marks = [int(x) for x in train.images[:, 0, 0]] + [int(x) for x in test.images[:, 0, 0]]
+    assert sorted(marks) == list(range(70))  # every source image exactly once
+    np.testing.assert_array_equal(test.images.numpy(), images[[int(m) for m in test.images[:, 0, 0]]])
+    assert test.labels.tolist() == [int(labels[int(m)]) for m in test.images[:, 0, 0]]
+    again = data.load_dataset("emnist-byclass-testhalf", "test", tmp_path, download=False)
+    assert torch.equal(again.images, test.images)
+    # its files are its source's
+    assert data.ensure_files("emnist-byclass-testhalf", "train", tmp_path, download=False) == \
+        data.ensure_files("emnist-byclass", "test", tmp_path, download=False)
+    with pytest.raises(DataError, match="no split 'val'"):
+        data.load_dataset("emnist-byclass-testhalf", "val", tmp_path, download=False)
+
+
+def test_femnist_sample_reader(tmp_path):
+    folder = tmp_path / "femnist_leaf_sample"
+    folder.mkdir()
+    ink_dark = np.full((3, 28, 28), 255, np.uint8)
+    ink_dark[:, 10:18, 12:16] = 0
+    np.savez(folder / "femnist_leaf_sample.npz", train_images=ink_dark, train_labels=np.array([0, 10, 61]),
+             test_images=ink_dark[:2], test_labels=np.array([36, 35]))
+    assert data.ensure_files("femnist-sample", "test", tmp_path) == {"arrays": folder / "femnist_leaf_sample.npz"}
+    ds = data.load_dataset("femnist-sample", "train", tmp_path)
+    assert ds.images.shape == (3, 28, 28) and ds.images.dtype == torch.uint8
+    assert int(ds.images[0, 0, 0]) == 0 and int(ds.images[0, 12, 13]) == 255  # flipped: ink bright
+    assert ds.labels.tolist() == [0, 10, 61] and ds.classes[10] == "A" and len(ds.classes) == 62
+    assert [ds.classes[i] for i in data.load_dataset("femnist-sample", "test", tmp_path).labels] == ["a", "Z"]
+
+
+def test_dataset_status_lists_derived_datasets(tmp_path, monkeypatch):
+    empty = {(e["dataset"], e["split"]): e for e in data.dataset_status(tmp_path)}
+    for split in ("train", "test"):
+        assert empty["emnist-byclass-testhalf", split]["present"] is False
+        assert empty["femnist-sample", split]["present"] is False
+    files, _, _ = _byclass_test_files(10)
+    write_files(tmp_path / "emnist", files)
+    pin(monkeypatch, "emnist-byclass", files)
+    (tmp_path / "femnist_leaf_sample").mkdir()
+    (tmp_path / "femnist_leaf_sample" / "femnist_leaf_sample.npz").write_bytes(b"not checked here")
+    status = {(e["dataset"], e["split"]): e for e in data.dataset_status(tmp_path)}
+    for split in ("train", "test"):
+        half = status["emnist-byclass-testhalf", split]
+        assert half["present"] is True and half["verified"] is True  # as its source, emnist-byclass test
+        assert half["source"] == "emnist-byclass test"
+        assert half["files"] == status["emnist-byclass", "test"]["files"]
+        leaf = status["femnist-sample", split]
+        assert leaf["present"] is True and leaf["verified"] is None and leaf["source"] is None
+    assert status["emnist-byclass", "test"]["source"] is None
+
+
+def _run_data_cli(capsys, *argv) -> tuple[int, list[str]]:
+    from scrawl.cli import main
+
+    code = main(["data", *map(str, argv)])
+    out = capsys.readouterr().out
+    return code, out.splitlines()
+
+
+def test_cli_data_list_shows_derived_datasets(tmp_path, monkeypatch, capsys):
+    code, lines = _run_data_cli(capsys, "list", "--data-dir", tmp_path)
+    assert code == 0
+    rows = {tuple(line.split()[:3]) for line in lines if line.startswith("  ")}
+    for name in CATALOGUE:
+        for split in ("train", "test"):
+            assert (name, split, "missing") in rows, (name, split)
+    files, _, _ = _byclass_test_files(10)
+    write_files(tmp_path / "emnist", files)
+    unpin(monkeypatch, "emnist-byclass")
+    (tmp_path / "femnist_leaf_sample").mkdir()
+    (tmp_path / "femnist_leaf_sample" / "femnist_leaf_sample.npz").write_bytes(b"x")
+    code, lines = _run_data_cli(capsys, "list", "--data-dir", tmp_path)
+    assert code == 0
+    rows = {tuple(line.split()[:3]) for line in lines if line.startswith("  ")}
+    for split in ("train", "test"):
+        assert ("emnist-byclass-testhalf", split, "present") in rows
+        assert ("femnist-sample", split, "present") in rows
+    assert any("emnist-byclass-testhalf" in line and "emnist-byclass test" in line for line in lines)
+    # the columns line up: every state starts at the same place
+    starts = {line.index(line.split()[2], len(line.split()[0]) + 3) for line in lines if line.startswith("  ")}
+    assert len(starts) == 1
+
+
+def test_cli_data_download_unknown_names_every_dataset(tmp_path, capsys):
+    from scrawl.cli import main
+
+    assert main(["data", "download", "kmnist", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'kmnist'" in err and "emnist-byclass-testhalf" in err and "femnist-sample" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# a failed fetch leaves no folder behind
+# --------------------------------------------------------------------------------------------------
+
+
+def test_failed_mnist_download_leaves_no_new_folder(tmp_path, closed_port_url):
+    root = tmp_path / "new" / "data"
+    with pytest.raises(DownloadError):
+        data.ensure_files("mnist", "test", root, mirrors=[closed_port_url])
+    assert list(tmp_path.iterdir()) == []  # neither data/mnist nor data nor new
+
+
+def test_failed_emnist_download_leaves_no_new_folder(tmp_path, closed_port_url, monkeypatch):
+    monkeypatch.setenv("SCRAWL_MIRRORS", closed_port_url)
+    with pytest.raises(DownloadError):
+        data.load_dataset("emnist-digits", "test")  # into the default cache folder, which does not exist
+    assert not (tmp_path / "xdg-cache").exists()
+
+
+def test_failed_download_keeps_folders_that_existed_or_hold_files(tmp_path, server, closed_port_url, monkeypatch):
+    (tmp_path / "mnist").mkdir()
+    with pytest.raises(DownloadError):
+        data.ensure_files("mnist", "test", tmp_path, mirrors=[closed_port_url])
+    assert (tmp_path / "mnist").is_dir() and list((tmp_path / "mnist").iterdir()) == []  # it was there before
+    # a half-successful fetch keeps the file it got (and so its folder)
+    files = mnist_file_bytes()
+    pin(monkeypatch, "mnist", files)
+    url = server.add("half", {MNIST_FILES["test"][0]: files[MNIST_FILES["test"][0]]})
+    other = tmp_path / "other"
+    with pytest.raises(DownloadError):
+        data.ensure_files("mnist", "test", other, mirrors=[url])
+    assert [p.name for p in (other / "mnist").iterdir()] == [MNIST_FILES["test"][0]]
+
+
+def test_download_file_into_a_new_folder_removes_it_on_failure(tmp_path, closed_port_url):
+    dest = tmp_path / "a" / "b" / "f.gz"
+    with pytest.raises(DownloadError):
+        data.download_file([closed_port_url + "f.gz"], dest, None, timeout=5)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -690,7 +920,7 @@ def test_byclass_test_half_resplit_is_fixed_and_disjoint(real_data_dir):
     train = data.load_dataset("emnist-byclass-testhalf", "train", real_data_dir)
     test = data.load_dataset("emnist-byclass-testhalf", "test", real_data_dir)
     assert len(train) + len(test) == len(full) == 116_323
-    assert len(test) == round(len(full) * data.RESPLITS["emnist-byclass-testhalf"][2])
+    assert len(test) == round(len(full) * data.dataset_info("emnist-byclass-testhalf").resplit.test_fraction)
     assert train.classes == full.classes and len(train.classes) == 62
     # Together the parts hold every image exactly once: label counts add up ...
     assert torch.equal(train.labels.bincount(minlength=62) + test.labels.bincount(minlength=62),

@@ -8,12 +8,13 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers_idx import LETTERS, idx_bytes, mapping_text
 from scrawl.runtime.checkpoint import load_checkpoint
 from scrawl.runtime.recognizer import Recognizer
-from scrawl.vision.preprocess import FrameSpec, frame
+from scrawl.vision import FrameSpec, frame
 
 
 def _glyph_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +42,7 @@ def _write_letters(root, rng):
     return upright
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_official_layout_letters(tmp_path):
     data = tmp_path / "data"
     _write_letters(data, np.random.default_rng(0))

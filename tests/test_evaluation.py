@@ -1,22 +1,29 @@
-"""Tests for scrawl.evaluation: metrics computed by hand, and the report folder it writes."""
+"""Tests for scrawl.evaluation: metrics computed by hand, the report folder it writes, and `evaluate` on the
+torch, ONNX and int8 runtimes."""
 
 import json
 import math
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from scrawl import Recognizer
+from scrawl.errors import ScrawlError
 from scrawl.evaluation import (
+    Evaluation,
     EvaluationInputError,
-    _atomic_write,
     compute_metrics,
+    evaluate,
     most_confused_pairs,
     write_report,
 )
+from scrawl.fsutil import atomic_write
+from scrawl.runtime.files import sample_images
 
 # --------------------------------------------------------------------------------------------------
 # A hand-made 3-class case. Predictions (argmax) and the true class's probability per row:
@@ -338,11 +345,209 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        _atomic_write(tmp_path / "metrics.json", fail, binary=False)
+        atomic_write(tmp_path / "metrics.json", fail, binary=False)  # the writer write_report uses
     assert list(tmp_path.iterdir()) == []
 
 
 def test_import_is_light():
-    code = "import sys, scrawl.evaluation; print(sorted(m for m in ('matplotlib', 'sklearn') if m in sys.modules))"
+    code = ("import sys, scrawl.evaluation; "
+            "print(sorted(m for m in ('matplotlib', 'sklearn', 'torch', 'onnxruntime') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_report_files_have_the_mode_open_gives(tmp_path):
+    metrics = compute_metrics(HAND_LABELS, HAND_PROBS, HAND_CLASSES)
+    files = write_report(tmp_path / "rep", metrics=metrics, images=np.zeros((6, 28, 28), np.uint8), labels=HAND_LABELS,
+                         probs=HAND_PROBS, classes=HAND_CLASSES)
+    probe = tmp_path / "probe"
+    probe.write_text("x")  # 0o666 less the umask, as for any file a program writes
+    for path in files.values():
+        assert path.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777, path.name
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate(): any recognizer, any runtime
+
+
+@pytest.fixture(scope="module")
+def samples_set():
+    """The ten bundled sample drawings, framed like MNIST, as a dataset whose class order is the reverse
+    of the models' (so the class mapping is exercised): classes "9".."0", labels 9 - digit."""
+    rec = Recognizer("digits", runtime="onnx")
+    paths = sorted(sample_images(), key=lambda p: p.name)
+    digits = np.array([int(p.name[0]) for p in paths])
+    images = np.stack([(rec.frame(p) * 255).round().astype(np.uint8) for p in paths])
+    return SimpleNamespace(name="mnist", split="test", images=images, labels=9 - digits,
+                           classes=list("9876543210")), digits
+
+
+@pytest.fixture(scope="module")
+def runtimes():
+    return {rt: Recognizer("digits-lite", runtime=rt) for rt in ("torch", "onnx")}
+
+
+def test_evaluate_maps_classes_and_agrees_across_runtimes(samples_set, runtimes):
+    ds, digits = samples_set
+    results = {rt: evaluate(rec, ds, batch_size=3) for rt, rec in runtimes.items()}
+    for rt, ev in results.items():
+        assert isinstance(ev, Evaluation)
+        assert ev.classes == list("0123456789")
+        np.testing.assert_array_equal(ev.labels, digits)  # mapped onto the model's classes
+        assert ev.images.dtype == np.uint8 and ev.images.shape == (10, 28, 28)
+        np.testing.assert_array_equal(ev.images, ds.images)  # MNIST-framed: shown as they are
+        assert ev.probs.shape == (10, 10) and ev.probs.dtype == np.float32
+        assert ev.metrics["n"] == 10 and ev.metrics["accuracy"] >= 0.9
+        assert ev.info["preprocessing"].startswith("none")
+        assert ev.info["model"] == "digits-lite" and ev.info["architecture"] == "fastnet"
+    assert results["torch"].metrics["accuracy"] == results["onnx"].metrics["accuracy"]
+    np.testing.assert_allclose(results["torch"].probs, results["onnx"].probs, atol=1e-4)
+    assert "checkpoint" in results["torch"].info and "runtime" not in results["torch"].info
+    assert results["onnx"].info["runtime"] == "onnx" and results["onnx"].info["model file"].endswith(".onnx")
+    assert results["torch"].history and not results["onnx"].history  # the .pt carries its training history
+
+
+def test_evaluate_batches_give_the_same_answers(samples_set, runtimes):
+    ds, _ = samples_set
+    one = evaluate(runtimes["onnx"], ds, batch_size=1)
+    all_ = evaluate(runtimes["onnx"], ds, batch_size=1000)
+    np.testing.assert_array_equal(one.probs, all_.probs)
+
+
+def test_evaluate_charset_restricts_classes_and_metrics_come_from_the_task(samples_set):
+    ds, digits = samples_set
+    ev = evaluate(Recognizer("chars", runtime="onnx"), ds, charset="digits")
+    assert ev.classes == list("0123456789") and ev.probs.shape == (10, 10)
+    np.testing.assert_array_equal(ev.labels, digits)
+    np.testing.assert_allclose(ev.probs.sum(axis=1), 1, atol=1e-5)  # the charset's classes hold all the mass
+    assert ev.info["charset"] == "digits"
+    assert "merged_accuracy" not in ev.metrics  # no look-alike case pairs among digits
+    with pytest.raises(ScrawlError, match="cannot answer: 0 1 2"):
+        evaluate(Recognizer("chars", runtime="onnx"), ds, charset="upper")
+
+
+def test_evaluate_reframes_foreign_framings(samples_set, runtimes):
+    ds, _ = samples_set
+    foreign = SimpleNamespace(**{**vars(ds), "name": "femnist-sample"})  # a framing no model is trained on
+    ev = evaluate(runtimes["onnx"], foreign)
+    assert ev.info["preprocessing"].startswith("Scrawl's framing")
+    assert ev.images.dtype == np.uint8 and ev.images.shape == ds.images.shape
+    assert evaluate(runtimes["onnx"], ds, reframe="yes").info["preprocessing"].startswith("Scrawl's framing")
+    assert evaluate(runtimes["onnx"], foreign, reframe="no").info["preprocessing"].startswith("none")
+    with pytest.raises(ScrawlError, match="reframe"):
+        evaluate(runtimes["onnx"], ds, reframe="sometimes")
+
+
+def test_evaluate_rejects_classes_the_model_lacks_and_bad_images(samples_set, runtimes):
+    ds, _ = samples_set
+    letters = SimpleNamespace(**{**vars(ds), "classes": list("9876543X10")})
+    with pytest.raises(ScrawlError, match="mnist has classes the model cannot answer: X"):
+        evaluate(runtimes["onnx"], letters)
+    floats = SimpleNamespace(**{**vars(ds), "images": ds.images / 255.0})
+    with pytest.raises(EvaluationInputError, match="uint8"):
+        evaluate(runtimes["onnx"], floats)
+
+
+def test_evaluation_writes_a_report(samples_set, runtimes, tmp_path):
+    ds, _ = samples_set
+    ev = evaluate(runtimes["torch"], ds)
+    files = ev.write_report(tmp_path, title="Samples")
+    assert {"curves", "confusion", "errors", "metrics", "report"} <= set(files)
+    saved = json.loads(files["metrics"].read_text(encoding="utf-8"))
+    assert saved["accuracy"] == ev.metrics["accuracy"] and saved["info"]["model"] == "digits-lite"
+
+
+def test_onnx_evaluation_never_imports_torch():
+    code = """
+import sys
+from types import SimpleNamespace
+import numpy as np
+from scrawl import Recognizer
+from scrawl.evaluation import evaluate
+rec = Recognizer("digits", runtime="onnx")
+images = np.zeros((4, 28, 28), np.uint8)
+images[:, 8:20, 13:15] = 255
+ds = SimpleNamespace(name="mnist", split="test", images=images, labels=np.ones(4, int), classes=list("0123456789"))
+print(evaluate(rec, ds).metrics["n"], "torch" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["4", "False"]
+
+
+# --- real data ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mnist_test(real_data_dir):
+    from scrawl.data import load_dataset
+
+    return load_dataset("mnist", "test", real_data_dir, download=False)
+
+
+def _head(ds, n):
+    from dataclasses import replace
+
+    return replace(ds, images=ds.images[:n], labels=ds.labels[:n])
+
+
+@pytest.mark.realdata
+def test_evaluate_torch_and_onnx_agree_on_mnist(mnist_test, runtimes):
+    part = _head(mnist_test, 2000)
+    torch_ev, onnx_ev = (evaluate(runtimes[rt], part) for rt in ("torch", "onnx"))
+    assert torch_ev.metrics["n"] == onnx_ev.metrics["n"] == 2000
+    assert torch_ev.metrics["accuracy"] == onnx_ev.metrics["accuracy"] > 0.99
+    assert torch_ev.metrics["errors"] == onnx_ev.metrics["errors"]
+    np.testing.assert_array_equal(torch_ev.probs.argmax(1), onnx_ev.probs.argmax(1))
+    np.testing.assert_array_equal(torch_ev.images, np.asarray(part.images))
+
+
+@pytest.mark.realdata
+def test_evaluate_full_mnist_gives_the_published_figure(mnist_test, runtimes):
+    ev = evaluate(runtimes["torch"], mnist_test)
+    assert (ev.metrics["n"], ev.metrics["errors"]) == (10000, 31)  # 99.69%, as the README says
+
+
+@pytest.mark.realdata
+def test_cli_evaluate_onnx_writes_a_report(real_data_dir, tmp_path, capsys):
+    from scrawl.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["evaluate", "digits-lite", "--runtime", "onnx", "--dataset", "mnist",
+                 "--data-dir", str(real_data_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mnist test: accuracy 99.6900% (31 errors / 10000)" in printed
+    assert f"report: {out / 'report.md'}" in printed
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert saved["n"] == 10000 and saved["info"]["runtime"] == "onnx"
+    assert saved["info"]["model file"].endswith("digits-lite.onnx")
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "confusion.png" in report and "errors.png" in report and "| runtime | onnx |" in report
+
+
+def test_cli_evaluate_torch_file_with_onnx_runtime_is_a_clear_error(tmp_path, capsys):
+    from scrawl.cli import main
+    from scrawl.runtime.recognizer import bundled_path
+
+    assert main(["evaluate", str(bundled_path("digits")), "--runtime", "onnx", "--out", str(tmp_path)]) == 2
+    assert "scrawl export" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_int8_model_evaluates_like_its_float_model(real_data_dir, mnist_test, runtimes, tmp_path, capsys):
+    from scrawl.cli import main
+    from scrawl.runtime.export import export_onnx
+
+    path = export_onnx("digits-lite", tmp_path / "lite-int8.onnx", int8=True, data_dir=real_data_dir,
+                       calibration=200)["onnx"]
+    int8 = Recognizer(path, runtime="onnx")
+    part = _head(mnist_test, 2000)
+    ev, ref = evaluate(int8, part), evaluate(runtimes["onnx"], part)
+    assert ev.info["runtime"] == "onnx (int8)"
+    assert abs(ev.metrics["accuracy"] - ref.metrics["accuracy"]) <= 0.005
+    assert np.mean(ev.probs.argmax(1) == ref.probs.argmax(1)) >= 0.99
+    out = tmp_path / "rep"
+    assert main(["evaluate", str(path), "--runtime", "onnx", "--data-dir", str(real_data_dir), "--out", str(out)]) == 0
+    assert "mnist test: accuracy 99." in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["info"]["runtime"] == "onnx (int8)"

@@ -62,7 +62,8 @@ def test_export_round_trip_matches_pytorch_on_real_images(name, tmp_path, monkey
 
     meta = json.loads(sidecar.read_text())
     ref = torch_recs[name]
-    assert meta["format"] == "scrawl-onnx" and meta["format_version"] == 1
+    assert meta["format"] == "scrawl-onnx" and meta["format_version"] == 2 and meta["task"] == "classify"
+    assert "history" not in meta and "train_config" not in meta  # the card travels, the training record stays
     assert meta["classes"] == ref.classes and meta["frame"] == ref.meta["frame"]
     assert meta["arch"] == ref.meta["arch"] and meta["model_config"] == ref.meta["model_config"]
     assert meta["dataset"] == ref.meta["dataset"] and meta["opset"] == 18
@@ -329,7 +330,7 @@ def test_failed_parity_check_or_rename_writes_nothing(tmp_path, monkeypatch):
 
     out = tmp_path / "digits.onnx"
     real = export._onnx_logits
-    monkeypatch.setattr(export, "_onnx_logits", lambda session, batch: real(session, batch) + 1e-3)
+    monkeypatch.setattr(export, "_onnx_logits", lambda session, batch, output: real(session, batch, output) + 1e-3)
     with pytest.raises(ScrawlError, match="differ from PyTorch's by up to 0.001.*nothing written"):
         export_onnx("digits", out)
     assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from scrawl.errors import ImageError
-from scrawl.vision.preprocess import frame, load_image
+from scrawl.vision import frame, load_image
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

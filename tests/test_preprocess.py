@@ -1,4 +1,4 @@
-"""Tests for scrawl.vision.preprocess: one function turns any user image into MNIST/EMNIST-style input."""
+"""Tests for scrawl.vision.ink and .framing: one function turns any user image into MNIST/EMNIST-style input."""
 
 import gzip
 import io
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scrawl.vision import preprocess as P
+from scrawl.vision import framing as F
 from scrawl.errors import EmptyImageError, ImageError, ScrawlError
-from scrawl.vision.preprocess import MAX_PIXELS, FrameSpec, frame, frame_batch, load_image, to_tensor
+from scrawl.vision import MAX_PIXELS, FrameSpec, frame, frame_batch, load_image, to_input
 
 # Range of the fraction of pixels > 0.5 per MNIST test digit (1st..99th percentile: 0.046..0.237,
 # measured on the 10,000 t10k images); test_thin_pen_range_matches_mnist re-measures it.
@@ -466,7 +466,7 @@ def test_thin_pen_gets_mnist_stroke_width(monkeypatch):
     assert low <= stroke_core_fraction(out) <= high
     assert out.max() > 0.95
     # Control: without stroke normalisation the same drawing is hair-thin (this test can fail).
-    monkeypatch.setitem(P.STROKE, "mnist", (0.01, 10))
+    monkeypatch.setitem(F.STROKE, "mnist", (0.01, 10))
     assert stroke_core_fraction(frame(thin)) < low
 
 
@@ -490,9 +490,9 @@ def test_stroke_width_constants_match_real_data(mnist, real_data_dir):
     """The STROKE floors sit inside the real width distributions (between the 10th and 60th pct)."""
     emnist = read_idx_images(real_data_dir / "emnist" / "emnist-mnist-test-images-idx3-ubyte.gz", 500)
     for name, images in (("mnist", mnist[:500]), ("emnist", emnist)):
-        widths = [P._stroke_width(cv2.resize(d.astype(np.float32) / 255, (224, 224))) / 8 for d in images]
+        widths = [F._stroke_width(cv2.resize(d.astype(np.float32) / 255, (224, 224))) / 8 for d in images]
         p10, p60 = np.percentile(widths, [10, 60])
-        assert p10 <= P.STROKE[name][0] <= p60, (name, p10, p60)
+        assert p10 <= F.STROKE[name][0] <= p60, (name, p10, p60)
 
 
 @pytest.mark.realdata
@@ -583,21 +583,24 @@ def test_frame_respects_spec_size_and_box(digit):
     assert frame(digit, FrameSpec("emnist", size=32)).shape == (32, 32)
 
 
-def test_to_tensor():
+def test_to_input_of_framed_images():
+    """Framed images (float) become model input; more cases in tests/test_to_input.py."""
     torch = pytest.importorskip("torch")
-    one = to_tensor(np.ones((28, 28), np.float32))
-    assert one.shape == (1, 1, 28, 28) and one.dtype == torch.float32
-    many = to_tensor(np.zeros((5, 28, 28), np.float64))
-    assert many.shape == (5, 1, 28, 28) and many.dtype == torch.float32
+    one = to_input(np.ones((28, 28), np.float32))
+    assert one.shape == (1, 1, 28, 28) and one.dtype == np.float32
+    many = to_input(np.zeros((5, 28, 28), np.float64))
+    assert many.shape == (5, 1, 28, 28) and many.dtype == np.float32
+    tensor = to_input(torch.zeros((5, 28, 28), dtype=torch.float64))
+    assert tensor.shape == (5, 1, 28, 28) and tensor.dtype == torch.float32
     with pytest.raises(ValueError):
-        to_tensor(np.zeros((2, 2, 28, 28)))
+        to_input(np.zeros((2, 2, 28, 28)))
 
 
 def test_otsu_from_the_histogram_matches_opencv():
     """_normalise takes Otsu's threshold from the histogram it already has; it must be OpenCV's."""
     import cv2
 
-    from scrawl.vision.preprocess import _hist, _otsu
+    from scrawl.vision.ink import _hist, _otsu
 
     rng = np.random.default_rng(1)
     cases = [rng.integers(0, 256, (50, 60)), np.clip(rng.normal(90, 25, (40, 40)), 0, 255),
@@ -614,7 +617,7 @@ def test_otsu_from_the_histogram_matches_opencv():
 
 @pytest.mark.parametrize("framing", ["mnist", "emnist"])
 def test_uint8_canvas_fast_path_equals_the_float_path(mnist, framing):
-    """A uint8 RGBA canvas is framed from its alpha's box only (scrawl.vision.preprocess._ink_from_rgba8); the
+    """A uint8 RGBA canvas is framed from its alpha's box only (scrawl.vision.ink._ink_from_rgba8); the
     result must be exactly what the same canvas gives as floats in [0, 1], which converts everything."""
     rng = np.random.default_rng(3)
     spec = FrameSpec(framing)

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from scrawl.cli import main
-from scrawl.runtime.export import _session
+from scrawl.runtime.onnx import make_session as _session
 from scrawl.runtime.recognizer import Recognizer
 from scrawl.runtime.quantize import _reduce_max_before_dequantize
 

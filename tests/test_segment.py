@@ -10,7 +10,7 @@ from PIL import Image
 
 from scrawl import Recognizer
 from scrawl.errors import ImageError
-from scrawl.vision.segment import MAX_CHARACTERS, TooManyCharactersError, read, segment
+from scrawl.vision.segment import MAX_CHARACTERS, Piece, Segmentation, TooManyCharactersError, join_lines, read, segment
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -179,6 +179,22 @@ def test_read_recognises_a_drawn_number():
     seg, preds = read(png(img), Recognizer())
     assert "".join(p.label for p in preds) == "717"
     assert all(p.framed.shape == (28, 28) for p in preds)
+
+
+def test_join_lines_gives_each_lines_text_top_to_bottom():
+    crop = np.zeros((4, 4), np.float32)
+    pieces = [Piece((0, 0, 4, 4), line, crop) for line in (0, 0, 0, 1, 2, 2)]
+    seg = Segmentation(pieces, 3, (100, 100))
+    assert join_lines(seg, ["1", "2", "3", "4", "5", "6"]) == ["123", "4", "56"]
+    assert join_lines(Segmentation([], 0, (10, 10)), []) == []
+    with pytest.raises(ValueError, match="2 label.* for 6 piece"):
+        join_lines(seg, ["1", "2"])
+
+
+def test_join_lines_of_a_read():
+    strokes = _shift(SEVEN, 150) + _shift(ONE, 20) + _shift(SEVEN, 20, 160) + _shift(ONE, 150, 160)
+    seg, preds = read(png(draw_strokes(strokes, size=(300, 320), width=10)), Recognizer())
+    assert join_lines(seg, [p.label for p in preds]) == ["17", "71"]
 
 
 # ------------------------------------------------------------------------------ real-data bar

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import scrawl.training as training
+import scrawl.training.loop as loop  # where the training steps look up augment_batch (patched below)
 from scrawl.runtime.checkpoint import load_checkpoint
 from scrawl.training import RECIPES, TrainingInterrupted, train
 
@@ -24,6 +25,7 @@ def _weights(path):
     return load_checkpoint(path).state_dict
 
 
+@pytest.mark.slow
 def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
     cfg = replace(RECIPES["fast"], limit=12000)  # 93 steps of the fast recipe's 128 images
     result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
@@ -40,6 +42,7 @@ def test_smoke_training_reaches_accuracy_floor(real_data_dir, tmp_path):
     assert acc >= 0.93
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_differs(real_data_dir, tmp_path):
     cfg = replace(TINY, epochs=1)
     a = train(cfg, tmp_path / "a", data_dir=real_data_dir, progress=False)
@@ -50,11 +53,12 @@ def test_same_seed_same_weights_other_seed_differs(real_data_dir, tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(real_data_dir, tmp_path, monkeypatch):
     straight = train(TINY, tmp_path / "straight", data_dir=real_data_dir, progress=False)
 
     calls = {"n": 0}
-    real_augment = training.augment_batch
+    real_augment = loop.augment_batch
 
     def augment_then_signal(*args, **kwargs):
         calls["n"] += 1
@@ -62,14 +66,14 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(real_data_dir, 
             os.kill(os.getpid(), signal.SIGTERM)
         return real_augment(*args, **kwargs)
 
-    monkeypatch.setattr(training, "augment_batch", augment_then_signal)
+    monkeypatch.setattr(loop, "augment_batch", augment_then_signal)
     out = tmp_path / "interrupted"
     with pytest.raises(TrainingInterrupted, match="SIGTERM at epoch 2, step 3"):
         train(TINY, out, data_dir=real_data_dir, progress=False)
     state = load_checkpoint(out / "last.pt").training_state
     assert (state["epoch"], state["step"]) == (1, 3)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
-    monkeypatch.setattr(training, "augment_batch", real_augment)
+    monkeypatch.setattr(loop, "augment_batch", real_augment)
 
     resumed = train(TINY, out, data_dir=real_data_dir, resume=True, progress=False)
     w1, w2 = _weights(straight["last"]), _weights(resumed["last"])
@@ -86,15 +90,16 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path):
         train(TINY, tmp_path, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_a_fraction_of_an_epoch_ends_the_schedule_part_way_into_the_last_pass(real_data_dir, tmp_path, monkeypatch):
     steps = {"n": 0}
-    real_augment = training.augment_batch
+    real_augment = loop.augment_batch
 
     def counting(*args, **kwargs):  # one call per optimizer step
         steps["n"] += 1
         return real_augment(*args, **kwargs)
 
-    monkeypatch.setattr(training, "augment_batch", counting)
+    monkeypatch.setattr(loop, "augment_batch", counting)
     cfg = replace(TINY, epochs=1.5)  # 640 images in batches of 64: 10 steps a pass
     result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)
     assert steps["n"] == 15
@@ -103,15 +108,16 @@ def test_a_fraction_of_an_epoch_ends_the_schedule_part_way_into_the_last_pass(re
     assert result["history"][-1]["lr"] < 0.05 * cfg.lr
 
 
+@pytest.mark.slow
 def test_augment_until_leaves_the_last_steps_unaugmented(real_data_dir, tmp_path, monkeypatch):
     calls = []
-    real_augment = training.augment_batch
+    real_augment = loop.augment_batch
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real_augment(*args, **kwargs)
 
-    monkeypatch.setattr(training, "augment_batch", counting)
+    monkeypatch.setattr(loop, "augment_batch", counting)
     train(replace(TINY, augment_until=0.35), tmp_path, data_dir=real_data_dir, progress=False)  # 20 steps
     assert len(calls) == 7
 
@@ -153,6 +159,7 @@ def test_cli_ctrl_c_leaves_a_resumable_run(real_data_dir, tmp_path):
     assert final.meta["history"][-1]["val_acc"] > 0.95
 
 
+@pytest.mark.slow
 def test_extra_training_data_is_reframed_and_only_trained_on(real_data_dir, tmp_path):
     cfg = replace(TINY, dataset="emnist-byclass-testhalf", epochs=1, limit=640, extra_train=["femnist-sample"])
     result = train(cfg, tmp_path, data_dir=real_data_dir, progress=False)

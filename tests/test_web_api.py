@@ -179,9 +179,9 @@ def test_two_models_and_the_model_is_loaded_once(tmp_path, monkeypatch):
     loads = []
 
     class Counting(inference.Recognizer):
-        def __init__(self, model=None):
+        def __init__(self, model=None, **kwargs):
             loads.append(model)
-            super().__init__(model)
+            super().__init__(model, **kwargs)
 
     monkeypatch.setattr(inference, "Recognizer", Counting)
     other = tmp_path / "digits-v2.pt"
@@ -209,19 +209,61 @@ def test_page_static_files_and_security_headers(client):
     assert {"/api/predict", "/api/read", "/api/models", "/api/health"} <= set(schema["paths"])
 
 
-def test_served_model_has_batch_norm_folded_and_the_same_answers():
+def test_served_model_has_batch_norm_folded_and_the_same_answers(client):
     import torch
 
     from scrawl import Recognizer
-    from scrawl.web.service import _for_serving
+    from scrawl.models.fold import fold_batchnorm
 
     rec = Recognizer()
-    fast = _for_serving(rec.model, 28)
+    fast = fold_batchnorm(rec.model, 28)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in rec.model.modules())  # the original is untouched
     x = torch.rand(16, 1, 28, 28)
     with torch.inference_mode():
         assert torch.allclose(torch.softmax(fast(x), 1), torch.softmax(rec.model(x), 1), atol=1e-5)
+    served = client.app.state.service.models["digits"].model  # what the app answers with
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.modules())
+
+
+def test_openapi_lists_every_option_the_api_accepts(client):
+    # Query string, JSON object and form fields: each accepts top_k, model and charset (inputs.OPTIONS),
+    # and the schema says so for both endpoints, with the defaults from scrawl.settings.
+    from scrawl import settings
+    from scrawl.labels import CHARSETS
+    from scrawl.web.inputs import OPTIONS
+
+    assert set(OPTIONS) == {"top_k", "model", "charset"}
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/predict", "/api/read"):
+        op = paths[path]["post"]
+        assert {p["name"] for p in op["parameters"] if p["in"] == "query"} == set(OPTIONS), path
+        content = op["requestBody"]["content"]
+        assert {"image/png", "image/jpeg", "image/webp", "application/json", "multipart/form-data"} <= set(content)
+        body = content["application/json"]["schema"]
+        assert set(body["properties"]) == {"image", *OPTIONS} and body["required"] == ["image"], path
+        form = content["multipart/form-data"]["schema"]
+        assert set(form["properties"]) == {"file", *OPTIONS} and form["required"] == ["file"], path
+        for props in (body["properties"], form["properties"]):
+            assert props["top_k"]["maximum"] == settings.MAX_TOP_K and props["top_k"]["default"] == settings.TOP_K
+            assert set(CHARSETS) <= set(props["charset"]["enum"]) and "all" in props["charset"]["enum"]
+    schema = client.get("/openapi.json").json()
+    assert f"confidence of {settings.UNCERTAIN_BELOW:g}" in schema["info"]["description"]
+
+
+def test_defaults_come_from_settings():
+    import inspect
+
+    from scrawl import settings
+    from scrawl.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.max_body_mb, args.max_queue, args.request_timeout) == (
+        settings.SERVE_HOST, settings.SERVE_PORT, settings.MAX_BODY_MB, settings.MAX_QUEUE, settings.REQUEST_TIMEOUT)
+    defaults = {k: v.default for k, v in inspect.signature(create_app).parameters.items()}
+    assert defaults["max_body_bytes"] == int(settings.MAX_BODY_MB * 2**20)
+    assert (defaults["uncertain_below"], defaults["max_queue"], defaults["request_timeout"]) == (
+        settings.UNCERTAIN_BELOW, settings.MAX_QUEUE, settings.REQUEST_TIMEOUT)
 
 
 def test_unknown_model_path_cannot_be_named(tmp_path):

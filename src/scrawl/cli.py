@@ -18,7 +18,6 @@ from . import settings
 from .errors import ScrawlError, TrainingInterrupted
 from .labels import CHARSETS
 
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -29,32 +28,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"scrawl {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_data, _add_train, _add_evaluate, _add_predict, _add_export, _add_serve):
+        add(sub)
+    return p
 
-    def data_dir_arg(sp):
-        sp.add_argument("--data-dir", help="folder holding the datasets (default: $SCRAWL_DATA, else a user cache folder)")
 
-    def runtime_arg(sp):
-        sp.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                        help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
-                             "(.onnx), without loading torch (default: torch)")
+def _data_dir_arg(sp) -> None:
+    sp.add_argument("--data-dir", help="folder holding the datasets (default: $SCRAWL_DATA, else a user cache folder)")
 
+
+def _runtime_arg(sp) -> None:
+    sp.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                    help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
+                         "(.onnx), without loading torch (default: torch)")
+
+
+def _add_data(sub) -> None:
     d = sub.add_parser("data", help="list, download and verify datasets")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     for name, text in (("list", "datasets and whether their files are here"), ("verify", "check every present file's checksum")):
         sp = dsub.add_parser(name, help=text)
-        data_dir_arg(sp)
+        _data_dir_arg(sp)
     sp = dsub.add_parser("download", help="download a dataset's files (verified against pinned SHA-256 sums)")
-    sp.add_argument("name", help="dataset name, e.g. mnist or emnist-byclass")
+    sp.add_argument("name", help="dataset name, e.g. mnist or emnist-byclass (see `scrawl data list`)")
     sp.add_argument("--split", choices=["train", "test", "all"], default="all")
-    data_dir_arg(sp)
+    _data_dir_arg(sp)
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model; writes best.pt and last.pt")
     t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras (default: default)")
     t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
+    t.add_argument("--task", help="what the model learns, see scrawl.tasks: classify (one character per image; "
+                                  "the default)")
     t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet (default: the recipe's)")
     t.add_argument("--epochs", type=_epochs, help="passes over the training data; a fraction such as 3.5 ends "
                                                    "the schedule part-way into the last (default: the recipe's)")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--batch-size", type=int, help="images per optimizer step (default: the recipe's, 128)")
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--seed", type=int, help="makes a run repeatable on the same machine (default 0)")
     t.add_argument("--no-augment", action="store_true", help="train on the images as they are")
@@ -64,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--extra-train", action="append", metavar="DATASET",
                    help="add another dataset's train split to the training part, framed like the main dataset "
                         "(e.g. femnist-sample for a character model); repeatable")
-    t.add_argument("--precision", choices=["auto", "bf16", "fp32"])
+    t.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                   help="bf16 autocast, fp32, or auto: bf16 where the CPU or GPU does it natively (default: auto)")
     t.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
     t.add_argument("--threads", type=int, help="CPU threads for torch")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -72,27 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     t.add_argument("--resume", action="store_true", help="continue exactly where OUT/last.pt stopped")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    data_dir_arg(t)
+    _data_dir_arg(t)
 
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="accuracy, classification report, confusion matrix and error gallery")
-    e.add_argument("checkpoint", nargs="?", default=None, help="bundled model name (digits, digits-lite, chars) or checkpoint file (default: digits)")
+    e.add_argument("checkpoint", nargs="?", default=None, metavar="MODEL",
+                   help="bundled model name (digits, digits-lite, chars) or model file: a checkpoint, or with "
+                        "--runtime onnx an .onnx file from `scrawl export` (int8 ones too) (default: digits)")
     e.add_argument("--dataset", default="mnist", help="dataset to evaluate on (default: mnist)")
-    e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--split", default="test", choices=["train", "test"],
+                   help="which split of the dataset (default: test)")
     e.add_argument("--reframe", choices=["auto", "yes", "no"], default="auto",
                    help="pass images through Scrawl's preprocessing first (auto: when the dataset was framed "
                         "differently from the model's training data)")
     e.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     e.add_argument("--out", default="reports/latest", help="report folder (default: reports/latest)")
-    data_dir_arg(e)
+    _data_dir_arg(e)
+    _runtime_arg(e)
 
+
+def _add_predict(sub) -> None:
     pr = sub.add_parser("predict", help="read images: files, folders or globs")
     pr.add_argument("paths", nargs="+", metavar="PATH")
     pr.add_argument("--model", default=None, help="bundled model name (digits, digits-lite, chars) or checkpoint path (default: digits)")
-    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--top-k", type=int, default=settings.TOP_K,
+                    help=f"how many alternatives to show, best first (default: {settings.TOP_K})")
     pr.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     pr.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
-    runtime_arg(pr)
+    _runtime_arg(pr)
 
+
+def _add_export(sub) -> None:
     ex = sub.add_parser("export", help="export a model to ONNX (.onnx plus a .json sidecar), checked against PyTorch")
     ex.add_argument("checkpoint", metavar="CHECKPOINT", help="bundled model name (digits, digits-lite, chars) or checkpoint file")
     ex.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: onnx)")
@@ -106,21 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
                          "checked against the model's own training data (default output: NAME-int8.onnx)")
     ex.add_argument("--calibration", type=int, default=2000, metavar="N",
                     help="with --int8: training images to calibrate on (default: 2000)")
-    data_dir_arg(ex)
+    _data_dir_arg(ex)
 
+
+def _add_serve(sub) -> None:
     sv = sub.add_parser("serve", help="start the web app: a drawing page and a REST API")
-    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    sv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    sv.add_argument("--host", default=settings.SERVE_HOST,
+                    help=f"address to listen on (default: {settings.SERVE_HOST}, this machine only)")
+    sv.add_argument("--port", type=int, default=settings.SERVE_PORT, help=f"port (default: {settings.SERVE_PORT})")
     sv.add_argument("--model", action="append", default=None, metavar="MODEL",
                     help="bundled model name or checkpoint path; repeat or comma-separate for several, "
                          "the first is the default (default: every bundled model, digits first)")
-    sv.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MiB (default: 10)")
-    sv.add_argument("--max-queue", type=int, default=32,
-                    help="recognitions that may wait for a CPU; more get 503 + Retry-After (default: 32)")
-    sv.add_argument("--request-timeout", type=float, default=30.0,
-                    help="seconds a recognition may take, waiting included, before a 503 (default: 30)")
-    runtime_arg(sv)
-    return p
+    sv.add_argument("--max-body-mb", type=float, default=settings.MAX_BODY_MB,
+                    help=f"largest request body in MiB (default: {settings.MAX_BODY_MB:g})")
+    sv.add_argument("--max-queue", type=int, default=settings.MAX_QUEUE,
+                    help="recognitions that may wait for a CPU; more get 503 + Retry-After "
+                         f"(default: {settings.MAX_QUEUE})")
+    sv.add_argument("--request-timeout", type=float, default=settings.REQUEST_TIMEOUT,
+                    help="seconds a recognition may take, waiting included, before a 503 "
+                         f"(default: {settings.REQUEST_TIMEOUT:g})")
+    _runtime_arg(sv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,17 +171,20 @@ def cmd_data(args) -> int:
     from . import data
 
     if args.data_command == "download":
-        if args.name not in data.DATASETS:
-            raise ScrawlError(f"unknown dataset {args.name!r}; choose one of: {', '.join(data.DATASETS)}")
+        info = data.dataset_info(args.name)  # DataError naming every dataset if unknown
         splits = ["train", "test"] if args.split == "all" else [args.split]
+        shown: set = set()
         for split in splits:
-            paths = data.ensure_files(args.name, split, args.data_dir, download=True, progress=True)
+            paths = data.ensure_files(info.name, split, args.data_dir, download=True, progress=True)
             for path in paths.values():
-                print(f"ok  {path}")
+                if path not in shown:  # a re-split's two parts share their source's files
+                    shown.add(path)
+                    print(f"ok  {path}")
         return 0
     verify = args.data_command == "verify"
     rows = data.dataset_status(args.data_dir, verify=verify)
     print(f"data folder: {data.resolve_data_dir(args.data_dir)}")
+    width = max([16] + [len(row["dataset"]) for row in rows])
     bad = 0
     for row in rows:
         if not row["present"]:
@@ -167,7 +197,9 @@ def cmd_data(args) -> int:
         else:
             state = "ok" if row["verified"] else "present"
             detail = "checksums verified" if row["verified"] else ("" if not verify else "no pinned checksum")
-        print(f"  {row['dataset']:<16} {row['split']:<5} {state:<8} {detail}")
+        if row.get("source"):
+            detail = f"(cut from {row['source']}) {detail}".rstrip()
+        print(f"  {row['dataset']:<{width}} {row['split']:<5} {state:<8} {detail}")
     if not verify:
         print("(run `scrawl data verify` to check checksums; `scrawl data download NAME` fetches a dataset)")
     return 1 if bad else 0
@@ -194,8 +226,8 @@ def cmd_train(args) -> int:
     if args.recipe not in RECIPES:
         raise ScrawlError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPES)}")
     cfg: TrainConfig = RECIPES[args.recipe]
-    overrides = {k: getattr(args, k) for k in ("dataset", "model", "epochs", "batch_size", "lr", "seed", "precision", "limit",
-                                               "augment_until")
+    overrides = {k: getattr(args, k) for k in ("dataset", "task", "model", "epochs", "batch_size", "lr", "seed", "precision",
+                                               "limit", "augment_until")
                  if getattr(args, k) is not None}
     if args.no_augment:
         overrides["augment"] = None
@@ -229,46 +261,17 @@ def cmd_train(args) -> int:
 # --- evaluate ---------------------------------------------------------------------------------
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
-    import torch
-
     from .data import load_dataset
-    from .evaluation import compute_metrics, write_report
-    from .labels import charset_indices, merge_map
+    from .evaluation import evaluate
+    from .labels import charset_indices
     from .runtime.recognizer import Recognizer
-    from .vision.preprocess import frame_batch
-    from .training import dataset_framing, to_input
 
-    rec = Recognizer(args.checkpoint)
-    allowed = charset_indices(rec.classes, args.charset) or list(range(len(rec.classes)))
-    classes = [rec.classes[i] for i in allowed]
+    rec = Recognizer(args.checkpoint, runtime=args.runtime)
+    charset_indices(rec.classes, args.charset)  # a charset the model cannot answer in fails before any download
     ds = load_dataset(args.dataset, args.split, args.data_dir, progress=True)
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted(set(ds.classes) - set(index))
-    if unknown:
-        raise ScrawlError(f"{args.dataset} has classes the model{' with charset ' + args.charset if args.charset else ''} "
-                          f"cannot answer: {' '.join(unknown)}")
-    labels = torch.tensor([index[c] for c in ds.classes])[ds.labels].numpy()
-    # A dataset framed differently from the model's training data (e.g. EMNIST digits for an MNIST model)
-    # goes through the same preprocessing a user's image gets.
-    reframe = args.reframe == "yes" or (args.reframe == "auto" and dataset_framing(args.dataset) != rec.spec.framing)
-    if reframe:
-        framed = frame_batch(ds.images.numpy(), rec.spec)
-        shown = (framed * 255).round().astype(np.uint8)
-        x = torch.from_numpy(framed).unsqueeze(1)
-    else:
-        shown = ds.images.numpy()
-        x = to_input(ds.images)
-    probs = np.concatenate([rec.probabilities(x[i : i + 1000], args.charset) for i in range(0, len(x), 1000)])
-    probs = probs[:, allowed]
-    metrics = compute_metrics(labels, probs, classes, merge=merge_map(classes))
-    info = {"model": rec.name, "checkpoint": str(rec.checkpoint.path), "architecture": rec.meta["arch"],
-            "parameters": rec.meta.get("parameters"), "trained on": rec.meta.get("dataset", {}).get("name"),
-            "dataset": f"{args.dataset} ({args.split}, {len(labels)} images)",
-            "charset": args.charset or "all classes",
-            "preprocessing": "Scrawl's framing (as for a user's image)" if reframe else "none (the dataset's own framing)"}
-    paths = write_report(Path(args.out), metrics=metrics, images=shown, labels=labels, probs=probs,
-                         classes=classes, history=rec.meta.get("history"), title=f"Scrawl evaluation: {args.dataset}", info=info)
+    result = evaluate(rec, ds, charset=args.charset, reframe=args.reframe)
+    paths = result.write_report(Path(args.out), title=f"Scrawl evaluation: {args.dataset}")
+    metrics = result.metrics
     merged = f", merged-case accuracy {metrics['merged_accuracy']:.4%}" if "merged_accuracy" in metrics else ""
     print(f"{args.dataset} {args.split}: accuracy {metrics['accuracy']:.4%} ({metrics['errors']} errors / {metrics['n']})"
           f"{merged}, loss {metrics['loss']:.4f}")
@@ -353,12 +356,12 @@ def cmd_serve(args) -> int:
         raise ScrawlError(f"--port must be in 1..65535, got {args.port}")
     if not args.max_body_mb > 0:
         raise ScrawlError(f"--max-body-mb must be positive, got {args.max_body_mb:g}")
+    if args.max_queue < 0 or not args.request_timeout > 0:
+        raise ScrawlError("--max-queue must be 0 or more and --request-timeout positive")
     import uvicorn
 
     from .web import create_app
 
-    if args.max_queue < 0 or not args.request_timeout > 0:
-        raise ScrawlError("--max-queue must be 0 or more and --request-timeout positive")
     app = create_app(models or None, max_body_bytes=int(args.max_body_mb * 2**20),  # None: all bundled models
                      max_queue=args.max_queue, request_timeout=args.request_timeout, runtime=args.runtime)
     models = list(app.state.service.sources)

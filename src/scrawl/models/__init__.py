@@ -1,120 +1,12 @@
-"""Model registry: every architecture Scrawl can train, rebuilt from (arch name, config dict).
+"""Models: the registry of every architecture Scrawl can train, rebuilt from (arch name, config dict).
 
-A checkpoint stores `arch` and `config`; `build_model(arch, **config)` rebuilds the network without
-any flags (the nanoGPT `GPTConfig(**model_args)` idea). Models take (B, 1, 28, 28) float images in
-[0, 1], ink bright, and return logits (B, num_classes).
+A model card stores `arch` and `model_config`; `build_model(arch, **config)` rebuilds the network
+without any flags (the nanoGPT `GPTConfig(**model_args)` idea). `cnn` holds the character
+classifiers: (B, 1, 28, 28) float images in [0, 1], ink bright -> logits (B, num_classes). `fold`
+folds batch norm into the convolutions for serving.
 """
 
-from __future__ import annotations
+from .cnn import Baseline, FastNet, ScrawlNet  # noqa: F401 (importing registers them)
+from .registry import available_models, build_model, count_parameters, register  # noqa: F401
 
-from typing import Callable
-
-import torch
-from torch import nn
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_DESCRIPTIONS: dict[str, str] = {}
-
-
-def register(name: str, description: str):
-    def wrap(fn):
-        _REGISTRY[name] = fn
-        _DESCRIPTIONS[name] = description
-        return fn
-
-    return wrap
-
-
-def available_models() -> dict[str, str]:
-    """Name -> one-line description of each registered architecture."""
-    return dict(_DESCRIPTIONS)
-
-
-def build_model(arch: str, **config) -> nn.Module:
-    if arch not in _REGISTRY:
-        raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[arch](**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class Baseline(nn.Module):
-    """The seed notebook's Keras network, layer for layer:
-    Conv32(3x3)-MaxPool-Conv64(3x3)-MaxPool-Flatten-Dense128-Dropout0.5-Dense(num_classes)."""
-
-    def __init__(self, num_classes: int = 10, dropout: float = 0.5):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (B, 32, 13, 13)
-            nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (B, 64, 5, 5)
-        )
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(128, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-class ScrawlNet(nn.Module):
-    """Scrawl's default: a small VGG-style CNN with batch norm.
-
-    Two 3x3 conv+BN+ReLU blocks per resolution (28 -> 14 -> 7), then one wider block and global
-    max pooling, so the head sees "is this stroke pattern anywhere" rather than exact positions,
-    which helps with digits framed a little differently from MNIST.
-    """
-
-    def __init__(self, num_classes: int = 10, width: int = 32, dropout: float = 0.1):
-        super().__init__()
-        w = width
-        self.features = nn.Sequential(
-            _conv_bn(1, w), _conv_bn(w, w), nn.MaxPool2d(2),  # (B, w, 14, 14)
-            _conv_bn(w, 2 * w), _conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
-            _conv_bn(2 * w, 4 * w), _conv_bn(4 * w, 4 * w),  # (B, 4w, 7, 7)
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (B, 4w)
-        )
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-class FastNet(nn.Module):
-    """A small, quick network for the fast recipe: one conv block at 28x28, two at 14x14, one at 7x7.
-
-    pool_first: max-pool each downsampling conv's output before its batch norm and ReLU, so those run
-    on a quarter of the pixels (ReLU commutes with max pooling; batch norm after the pool is a
-    different but equally trainable network). On 2 CPU cores its training steps take 10-20% less time.
-    """
-
-    def __init__(self, num_classes: int = 10, width: int = 16, pool_first: bool = False):
-        super().__init__()
-        w = width
-
-        def down(cin: int, cout: int) -> list[nn.Module]:  # conv, then half the resolution
-            if pool_first:
-                return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout),
-                        nn.ReLU(inplace=True)]
-            return [_conv_bn(cin, cout), nn.MaxPool2d(2)]
-
-        self.features = nn.Sequential(
-            *down(1, w),  # (B, w, 14, 14)
-            _conv_bn(w, 2 * w), *down(2 * w, 2 * w),  # (B, 2w, 7, 7)
-            _conv_bn(2 * w, 4 * w), nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (B, 4w)
-        )
-        self.head = nn.Linear(4 * w, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-register("baseline", "the seed notebook's Keras CNN (Conv32-Pool-Conv64-Pool-Dense128-Dropout), for comparison")(Baseline)
-register("scrawlnet", "Scrawl's default: 6 conv+BN layers, global max pool (the bundled models)")(ScrawlNet)
-register("fastnet", "a small CNN for the fast recipe (99% in seconds on a CPU)")(FastNet)
+__all__ = ["Baseline", "FastNet", "ScrawlNet", "available_models", "build_model", "count_parameters", "register"]

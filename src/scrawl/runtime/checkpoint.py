@@ -1,14 +1,14 @@
-"""Checkpoints: one file holding the weights and JSON-safe metadata, written atomically.
+"""Checkpoints: one file holding the weights and the model card, written atomically.
 
 Layout of the dict saved with torch.save (and read back with `torch.load(weights_only=True)`, so a
 checkpoint can never run code when it is opened):
 
-    {"format": "scrawl-checkpoint", "format_version": 1,
-     "meta": {...}            # JSON-safe: arch, model_config, classes, frame spec, dataset, training
-                              # config, history, metrics, library versions, created
+    {"format": "scrawl-checkpoint", "format_version": 2,
+     "meta": {...}            # the model card (scrawl.runtime.card.ModelCard.to_dict()): JSON-safe
      "state_dict": {...}      # model weights
      "training_state": {...}} # only in `last`: optimizer, RNG states, position, to resume exactly
 
+Format 1 files (the same, without "task" in the card) load as classification models.
 `load_checkpoint` checks every one of those and turns each failure into a CheckpointError that says
 what is wrong with the file.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,29 +26,32 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..fsutil import fsync_folder
+from ..fsutil import atomic_write
+from .card import ModelCard
 
 FORMAT = "scrawl-checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_META = ("arch", "model_config", "classes", "frame")
+FORMAT_VERSION = 2
 
 
 @dataclass
 class Checkpoint:
-    meta: dict
+    card: ModelCard
     state_dict: dict
     training_state: dict | None
     path: Path | None = None
 
+    @property
+    def meta(self) -> dict:
+        """The model card as a plain dict (what the file stores)."""
+        return self.card.to_dict()
+
     def build_model(self) -> torch.nn.Module:
         """The network this checkpoint describes, with its weights loaded, in eval mode."""
-        from ..models import build_model
-
         try:
-            model = build_model(self.meta["arch"], **self.meta["model_config"])
+            model = self.card.build_model()
             model.load_state_dict(self.state_dict)
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise CheckpointError(f"{self._name()}: weights do not fit model {self.meta['arch']!r}: {_first_line(exc)}") from None
+            raise CheckpointError(f"{self._name()}: weights do not fit model {self.card.arch!r}: {_first_line(exc)}") from None
         return model.eval()
 
     def _name(self) -> str:
@@ -63,16 +65,21 @@ def library_versions() -> dict[str, str]:
     return {"scrawl": scrawl.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
 
 
-def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, training_state: dict | None = None) -> Path:
-    """Write atomically: a temp file in the same folder, fsync, then rename over `path`."""
+def save_checkpoint(path: str | os.PathLike, card: ModelCard | dict, state_dict: dict,
+                    training_state: dict | None = None) -> Path:
+    """Write atomically (a temp file in the same folder, fsynced, renamed over `path`). `card` is a
+    ModelCard or its dict; either way it is validated and must be JSON-safe."""
     path = Path(path)
+    if isinstance(card, ModelCard):
+        card = card.to_dict()
     try:
-        meta = json.loads(json.dumps(meta, allow_nan=False))  # proves it is JSON-safe, and copies it
+        meta = json.loads(json.dumps(card, allow_nan=False))  # proves it is JSON-safe, and copies it
     except (TypeError, ValueError) as exc:
         raise ValueError(f"checkpoint metadata is not JSON-safe: {exc}") from None
-    missing = [k for k in REQUIRED_META if k not in meta]
-    if missing:
-        raise ValueError(f"checkpoint metadata lacks {missing}")
+    try:
+        meta = ModelCard.from_dict(meta, "checkpoint metadata").to_dict()
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
     payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -81,34 +88,10 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state_dict: dict, train
     }
     if training_state is not None:
         payload["training_state"] = training_state
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # A writer killed between creating its temp file and renaming it leaves the temp behind.
-        for stale in folder.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary file
+        return atomic_write(path, lambda f: torch.save(payload, f), binary=True)
     except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint in {folder}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_folder(folder)  # so the rename itself survives a power cut
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
-        raise
-    return path
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -142,10 +125,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     meta, state = payload.get("meta"), payload.get("state_dict")
     if not isinstance(meta, dict) or not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: damaged checkpoint: metadata or weights missing")
-    missing = [k for k in REQUIRED_META if k not in meta]
-    if missing:
-        raise CheckpointError(f"{path}: damaged checkpoint: metadata lacks {', '.join(missing)}")
-    return Checkpoint(meta=meta, state_dict=state, training_state=payload.get("training_state"), path=path)
+    if version == 1 and "task" in meta:
+        raise CheckpointError(f"{path}: damaged checkpoint: format 1 files have no task")
+    card = ModelCard.from_dict(meta, f"{path}: damaged checkpoint")  # format 1: no task, so classify
+    return Checkpoint(card=card, state_dict=state, training_state=payload.get("training_state"), path=path)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ What is quantized, and why (each choice was checked with ONNX Runtime's profiler
 - A global max pool (ReduceMax) is moved before its DequantizeLinear: dequantizing with one scale
   is monotonic, so max-then-dequantize gives the same numbers, and the int8 part of the network
   no longer has to be transposed back to float's layout before the pool.
-Sessions must be created without ONNX Runtime's QDQPropagationTransformer (scrawl.export._session
+Sessions must be created without ONNX Runtime's QDQPropagationTransformer (scrawl.runtime.onnx.make_session
 does): it moves the quantization of the first pooled activations above the float max pool, onto a
 4x larger tensor, where the pool then runs in a slow layout; that made the int8 model slower than
 the float one.

@@ -5,7 +5,8 @@ Three ways to send an image (all to the same endpoints):
 - multipart/form-data with the file in the field `file` (an HTML form, curl -F file=@digit.png);
 - the raw image bytes with an image/* (or application/octet-stream) Content-Type;
 - JSON {"image": "data:image/png;base64,..."} (what a browser canvas's toDataURL() gives).
-Options (`top_k`, `model`) come from the query string, or from the JSON object / form fields.
+Options (`top_k`, `model`, `charset`) come from the query string, or from the JSON object / form fields
+(the body wins); their defaults and limits are scrawl.settings', the charset names scrawl.labels'.
 Every failure is an ApiError with an HTTP status and a message saying what was wrong.
 """
 
@@ -19,9 +20,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from ..errors import ScrawlError
+from ..labels import ALL, CHARSETS, charset_indices
+from ..settings import MAX_TOP_K, TOP_K
 
-# top_k larger than this is refused (a model has at most a few dozen classes; the answer stays small).
-MAX_TOP_K = 100
 OPTIONS = ("top_k", "model", "charset")  # request options accepted in a JSON body or form fields
 HOW = (
     "send an image as multipart field 'file', as raw bytes with Content-Type image/png (or jpeg, webp, ...), "
@@ -108,34 +109,46 @@ def decode_data_url(url: str) -> bytes:
 
 def pick_options(query_top_k, query_model, body: dict, models: dict, default: str,
                  query_charset=None) -> tuple[str, int, str | None]:
-    """(model name, top_k, charset) from the query string or the body; ApiError(422) for bad values."""
-    raw_k = body.get("top_k", query_top_k)
-    if raw_k is None or raw_k == "":
-        top_k = 3
-    else:
-        try:
-            if isinstance(raw_k, bool) or (isinstance(raw_k, float) and not raw_k.is_integer()):
-                raise ValueError
-            top_k = int(raw_k)
-        except (TypeError, ValueError):
-            raise ApiError(422, f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {raw_k!r}") from None
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise ApiError(422, f"top_k must be from 1 to {MAX_TOP_K}, got {top_k}")
-    name = body.get("model", query_model)
-    if name is None or name == "":
-        name = default
-    if not isinstance(name, str) or name not in models:
-        # Only models loaded at startup can be named: an API client can never make the server open a path.
-        raise ApiError(422, f"unknown model {name!r}: this server has {', '.join(sorted(models))}")
-    charset = body.get("charset", query_charset)
-    if charset in (None, "", "all"):
-        return name, top_k, None
-    from ..runtime.recognizer import CHARSETS, charset_indices
+    """(model name, top_k, charset) from the body or else the query string; ApiError(422) for bad values.
+    `models` maps the loaded models' names to their Recognizers; `default` is the name used when none is given."""
+    top_k = parse_top_k(body.get("top_k", query_top_k))
+    name = pick_model(body.get("model", query_model), models, default)
+    return name, top_k, pick_charset(body.get("charset", query_charset), models[name].classes)
 
-    if not isinstance(charset, str) or charset not in CHARSETS:
-        raise ApiError(422, f"unknown charset {charset!r}: choose one of {', '.join(CHARSETS)} (or all)")
+
+def parse_top_k(raw) -> int:
+    """A request's top_k: settings.TOP_K when not given, else a whole number from 1 to MAX_TOP_K."""
+    if raw is None or raw == "":
+        return TOP_K
     try:
-        charset_indices(models[name].classes, charset)
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError
+        top_k = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(422, f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {raw!r}") from None
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ApiError(422, f"top_k must be from 1 to {MAX_TOP_K}, got {top_k}")
+    return top_k
+
+
+def pick_model(name, models: dict, default: str) -> str:
+    """The model a request names, or the default; only models loaded at startup can be named, so an API
+    client can never make the server open a path."""
+    if name is None or name == "":
+        return default
+    if not isinstance(name, str) or name not in models:
+        raise ApiError(422, f"unknown model {name!r}: this server has {', '.join(sorted(models))}")
+    return name
+
+
+def pick_charset(charset, classes) -> str | None:
+    """A request's charset (None: all), checked against the chosen model's classes."""
+    if charset in (None, "", ALL):
+        return None
+    if not isinstance(charset, str) or charset not in CHARSETS:
+        raise ApiError(422, f"unknown charset {charset!r}: choose one of {', '.join(CHARSETS)} (or {ALL})")
+    try:
+        charset_indices(classes, charset)
     except ScrawlError as exc:
         raise ApiError(422, str(exc)) from None
-    return name, top_k, charset
+    return charset

@@ -1,0 +1,80 @@
+"""Training settings: `TrainConfig` (every choice of one run, stored in its checkpoints) and the named
+`RECIPES` that `scrawl train --recipe` starts from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import ScrawlError
+from ..tasks import DEFAULT_TASK, TASKS
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist"  # dataset name, see `scrawl data list`
+    task: str = DEFAULT_TASK  # what the model learns, see scrawl.tasks: "classify" (one character per image)
+    model: str = "scrawlnet"  # architecture, see scrawl.models.available_models()
+    model_config: dict = field(default_factory=dict)  # extra architecture arguments, e.g. {"width": 32}
+    epochs: float = 15  # passes over the training part; a fraction (3.5) ends the schedule part-way into the last
+    batch_size: int = 128  # images per optimizer step, over all processes together
+    optimizer: str = "adamw"  # "adamw" or "adam" (the Keras seed's)
+    lr: float = 4e-3  # peak learning rate
+    schedule: str = "onecycle"  # "onecycle" (linear warm-up, cosine decay) or "constant"
+    warmup: float = 0.15  # fraction of all steps spent warming up (onecycle)
+    weight_decay: float = 5e-4  # decoupled weight decay (AdamW)
+    label_smoothing: float = 0.05  # softer targets: better calibrated confidences
+    augment: dict | None = field(default_factory=lambda: AugmentConfig().to_dict())  # None = no augmentation
+    # Share of the training steps that are augmented; the rest see the images as they are, so the last
+    # steps fit the real data (YOLOX, Ge et al. 2021, turns its augmentation off for the last epochs).
+    augment_until: float = 1.0
+    val_fraction: float = 0.1  # held out from the training files for validation (the seed's 90/10)
+    seed: int = 0  # seeds the split, the batch order, augmentation and initialisation
+    precision: str = "auto"  # "bf16" autocast, "fp32", or "auto" (bf16 where the CPU or GPU does it natively)
+    limit: int = 0  # use only this many training images (smoke runs); 0 = all
+    # More datasets' train splits, framed like this model's data (scrawl.vision) and added to the
+    # training part only (never to validation).
+    extra_train: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def check(self) -> None:
+        """Raises ScrawlError naming the first setting that cannot train."""
+        for name, ok, need in (("task", self.task in TASKS, f"one of {', '.join(TASKS)}"),
+                               ("epochs", self.epochs > 0, "a positive number"),
+                               ("batch_size", self.batch_size >= 1, "at least 1"),
+                               ("lr", self.lr > 0, "positive"), ("limit", self.limit >= 0, "0 (all) or more"),
+                               ("augment_until", 0 <= self.augment_until <= 1, "between 0 and 1")):
+            if not ok:
+                raise ScrawlError(f"{name} must be {need}, not {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The config a checkpoint stored; fields it lacks (`task` in runs written before tasks) take
+        their defaults, fields this Scrawl does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# Named recipes. `default` makes the bundled digit model; `fast` is the seconds-to-99% recipe;
+# `keras` trains the seed's network the way the seed notebook did (Adam 1e-3, no augmentation).
+RECIPES: dict[str, TrainConfig] = {
+    "default": TrainConfig(),
+    # fastnet with pooling before batch norm, batch 128, light augmentation for the first 70% of the steps
+    # (validation after 1 epoch, seeds 0-2: 99.13% against 99.03% augmenting throughout), label smoothing
+    # 0.1. MNIST test 99.19-99.27% after 1 epoch (about 4 s of training), 99.48-99.59% after 3 (--epochs 3);
+    # see benchmarks/time_to_accuracy.py.
+    "fast": TrainConfig(model="fastnet", model_config={"pool_first": True}, epochs=1, batch_size=128, lr=8e-3,
+                        warmup=0.2, label_smoothing=0.1, augment_until=0.7,
+                        augment=AugmentConfig(rotate=8.0, scale=0.08, aspect=0.05, shear=0.15, translate=1.5,
+                                              stroke=0.0, blur=0.0).to_dict()),
+    # The bundled digits-lite model: fastnet trained like the default (the best epoch, by validation).
+    "lite": TrainConfig(model="fastnet", epochs=20),
+    # The bundled 62-class character model: EMNIST ByClass's test half, re-split (see scrawl.data).
+    "chars": TrainConfig(dataset="emnist-byclass-testhalf", epochs=20,
+                         augment=AugmentConfig(rotate=10.0, scale=0.1, shear=0.2, translate=2.0, stroke=0.2).to_dict()),
+    "keras": TrainConfig(model="baseline", epochs=10, optimizer="adam", lr=1e-3, schedule="constant",
+                         weight_decay=0.0, label_smoothing=0.0, augment=None),
+}

@@ -1,0 +1,78 @@
+"""A run's data in memory: the training and validation parts of its dataset as uint8 tensors, plus
+any extra training datasets, framed the way the main dataset's images were (from the catalogue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from ..errors import ScrawlError
+from ..vision import FrameSpec
+from .config import TrainConfig
+
+
+@dataclass
+class TrainingData:
+    """Images (N, H, W) uint8 with ink bright, labels (N,) int64, and what the model card says about them."""
+
+    x_train: torch.Tensor  # the training part of the dataset, then every extra_train dataset's images
+    y_train: torch.Tensor  # their class indices
+    x_val: torch.Tensor  # held out from the dataset's own training files (never extra data)
+    y_val: torch.Tensor
+    classes: list[str]  # class index -> label
+    spec: FrameSpec  # how the images are framed: what the model is trained to read
+    extra_counts: dict[str, int] = field(default_factory=dict)  # images added from each extra_train dataset
+
+    def to(self, device: torch.device, rank: int = 0, world: int = 1) -> "TrainingData":
+        """The tensors on `device` (moved once: batches are indexed and augmented there), validation
+        sharded: process `rank` of `world` keeps every world-th image (their sums are all-reduced)."""
+        return replace(self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
+                       x_val=self.x_val[rank::world].contiguous().to(device),
+                       y_val=self.y_val[rank::world].contiguous().to(device))
+
+    def describe(self, cfg: TrainConfig) -> dict:
+        """The model card's `dataset` entry (call it before sharding: it counts all validation images)."""
+        return {"name": cfg.dataset, "train_images": len(self.x_train), "val_images": len(self.x_val),
+                "extra_train": dict(self.extra_counts), "val_fraction": cfg.val_fraction, "split_seed": cfg.seed}
+
+
+def load_training_data(cfg: TrainConfig, data_dir, progress: bool) -> TrainingData:
+    """The training and validation tensors of `cfg` (on the CPU), split by `cfg.seed`."""
+    from ..data import framing_of, load_dataset, split_train_val
+
+    data = load_dataset(cfg.dataset, "train", data_dir, progress=progress)
+    train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)
+    if cfg.limit:
+        train_idx = train_idx[: cfg.limit]
+        val_idx = val_idx[: max(500, cfg.limit // 9)]
+    x_train, y_train = data.images[train_idx].contiguous(), data.labels[train_idx].contiguous()
+    x_val, y_val = data.images[val_idx].contiguous(), data.labels[val_idx].contiguous()
+    framing = framing_of(cfg.dataset)
+    if framing is None:
+        raise ScrawlError(f"{cfg.dataset}'s images are framed in a way no model is trained on: train on another "
+                          f"dataset and add {cfg.dataset} to it with --extra-train")
+    spec = FrameSpec(framing=framing)
+    extra_counts = {}
+    for name in cfg.extra_train:
+        images, labels = _extra_images(name, data.classes, cfg.dataset, spec, data_dir, progress)
+        x_train, y_train = torch.cat([x_train, images]), torch.cat([y_train, labels])
+        extra_counts[name] = len(images)
+    if len(x_train) < 2 or len(x_val) < 1:
+        raise ScrawlError(f"{cfg.dataset}: too few images to train ({len(x_train)} for training, {len(x_val)} for validation)")
+    return TrainingData(x_train, y_train, x_val, y_val, list(data.classes), spec, extra_counts)
+
+
+def _extra_images(name: str, classes, main: str, spec: FrameSpec, data_dir, progress: bool):
+    """Dataset `name`'s train split, reframed to `spec` unless its images were framed that way already."""
+    from ..data import framing_of, load_dataset
+    from ..vision import frame_batch
+
+    extra = load_dataset(name, "train", data_dir, progress=progress)
+    if extra.classes != classes:
+        raise ScrawlError(f"{name} has other classes than {main}: it cannot add to its training data")
+    images = extra.images
+    if framing_of(name) != spec.framing:  # a foreign framing (None) or the other one: frame it like the main data
+        images = torch.from_numpy((frame_batch(images.numpy(), spec) * 255).round().astype("uint8"))
+    return images, extra.labels
