@@ -17,14 +17,21 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: setup demo demo-cli browser test test-fast clean
 
+# Set-up says what it is doing: a line per step, and pip's own output (each package, with a progress
+# bar for downloads on a terminal), so a first install of a few minutes never looks stuck.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> [1/2] creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@echo "==> [2/2] installing Scrawl and its dependencies (PyTorch, ONNX Runtime, OpenCV, ...) into $(VENV):" \
+	  "a few minutes the first time"
+	$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+	@echo "==> set-up done: $(VENV) is ready"
 
 setup: $(STAMP)
 
 demo: setup
+	@echo "==> starting the web app (scrawl serve): it says which address to open once its models are loaded"
 	$(BIN)/scrawl serve --host $(HOST) --port $(PORT)
 
 demo-cli: setup

@@ -136,7 +136,9 @@ def test_malicious_pickle_is_refused_without_running(tmp_path):
 
 
 def test_registry_builds_every_model_and_returns_logits():
-    for arch in available_models():
+    from scrawl.models import model_task
+
+    for arch in (a for a in available_models() if model_task(a) == "classify"):  # lines: tests/test_models.py
         model = build_model(arch, num_classes=7).eval()
         out = model(torch.rand(3, 1, 28, 28))
         assert out.shape == (3, 7)

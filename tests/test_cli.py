@@ -117,3 +117,61 @@ def test_train_augment_until_outside_0_to_1_is_named(tmp_path, capsys):
 def test_resume_refuses_new_settings(tmp_path, capsys):
     assert main(["train", "--resume", "--epochs", "3", "--out", str(tmp_path)]) == 2
     assert "settings it was started with" in capsys.readouterr().err
+
+
+# --- uncertain answers (issue 14, item 7) and evaluate's progress bar (item 8) ---------------------
+
+
+def _dash(path: Path) -> Path:
+    """A horizontal stroke: the digit model splits its vote between "2" and "5" (about 33% / 31%)."""
+    import cv2
+    import numpy as np
+
+    img = np.full((100, 100), 255, np.uint8)
+    cv2.line(img, (20, 50), (80, 50), 0, 6)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_predict_json_says_which_answers_are_uncertain(tmp_path):
+    from scrawl.settings import UNCERTAIN_BELOW
+
+    dash = _dash(tmp_path / "dash.png")
+    r = run_cli("predict", "--json", dash, SAMPLES / "7-paper.webp")
+    assert r.returncode == 0, r.stderr
+    unsure, sure = (json.loads(line) for line in r.stdout.splitlines())
+    assert unsure["confidence"] < UNCERTAIN_BELOW and unsure["uncertain"] is True
+    assert sure["label"] == "7" and sure["confidence"] >= UNCERTAIN_BELOW and sure["uncertain"] is False
+
+
+def test_predict_table_marks_uncertain_answers_and_explains_the_mark(tmp_path):
+    dash = _dash(tmp_path / "dash.png")
+    r = run_cli("predict", dash, SAMPLES / "7-paper.webp")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    unsure = next(line.split() for line in lines if line.startswith(str(dash)))
+    sure = next(line.split() for line in lines if line.startswith(str(SAMPLES)))
+    assert unsure[3] == "?" and sure[3] == "7"  # the mark follows the confidence; a sure row has none
+    assert lines[-1].startswith("? = uncertain (1 of 2)") and "below 60%" in lines[-1]
+    confident = run_cli("predict", SAMPLES / "7-paper.webp").stdout.splitlines()
+    assert len(confident) == 2 and "uncertain" not in confident[-1]  # no footer when nothing is uncertain
+
+
+@pytest.mark.realdata
+def test_evaluate_shows_progress_and_counts_uncertain_answers(real_data_dir, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["evaluate", "digits-lite", "--runtime", "onnx", "--data-dir", str(real_data_dir),
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "evaluating mnist test" in captured.err and "10000/10000" in captured.err and "img/s" in captured.err
+    assert "img/s" not in captured.out  # the bar never mixes into the results
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    n_unsure = metrics["uncertain_count"]
+    assert metrics["uncertain_below"] == 0.6 and 0 < n_unsure < 1000
+    assert metrics["confident_accuracy"] > metrics["accuracy"] > metrics["uncertain_accuracy"]
+    # accuracy is the weighted mean of the two parts
+    n = metrics["n"]
+    whole = (metrics["confident_accuracy"] * (n - n_unsure) + metrics["uncertain_accuracy"] * n_unsure) / n
+    assert abs(whole - metrics["accuracy"]) < 1e-9
+    assert (f"uncertain (confidence below 60%): {n_unsure} of {n}; accuracy on the {n - n_unsure} confident "
+            f"answers {metrics['confident_accuracy']:.4%}") in captured.out

@@ -358,7 +358,13 @@ CATALOGUE = {
     "emnist-mnist": ("emnist", "characters", "idx"),
     "emnist-byclass-testhalf": ("emnist", "characters", "resplit"),
     "femnist-sample": (None, "characters", "leaf-npz"),
+    "unipen-words": (None, "lines", "unipen-npz"),
 }
+
+
+def test_a_line_dataset_is_not_loaded_as_characters(tmp_path):
+    with pytest.raises(DataError, match="holds lines of handwriting.*scrawl.data.lines"):
+        data.load_dataset("unipen-words", "train", tmp_path)
 
 
 def test_catalogue_framing_kind_and_reader_of_every_dataset():
@@ -368,7 +374,7 @@ def test_catalogue_framing_kind_and_reader_of_every_dataset():
         assert (info.framing, info.kind, info.reader) == (framing, kind, reader), name
         assert data.framing_of(name) == framing
         assert data.dataset_info(name) is info
-        assert info.splits == ("train", "test")
+        assert info.splits == (("train",) if kind == "lines" else ("train", "test"))
     cut = data.DATASETS["emnist-byclass-testhalf"].resplit
     assert cut == data.Resplit(source="emnist-byclass", split="test", test_fraction=0.2, seed=20171201)
     assert all(data.DATASETS[n].resplit is None for n in CATALOGUE if n != "emnist-byclass-testhalf")
@@ -500,7 +506,7 @@ def test_cli_data_list_shows_derived_datasets(tmp_path, monkeypatch, capsys):
     assert code == 0
     rows = {tuple(line.split()[:3]) for line in lines if line.startswith("  ")}
     for name in CATALOGUE:
-        for split in ("train", "test"):
+        for split in data.DATASETS[name].splits:
             assert (name, split, "missing") in rows, (name, split)
     files, _, _ = _byclass_test_files(10)
     write_files(tmp_path / "emnist", files)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from scrawl.errors import CheckpointError
-from scrawl.models import available_models, build_model, count_parameters
+from scrawl.models import available_models, build_model, count_parameters, model_task
 from scrawl.runtime.card import ModelCard
 from scrawl.runtime.checkpoint import load_checkpoint, save_checkpoint
 from scrawl.tasks import TASKS, get_task
@@ -19,29 +19,41 @@ from scrawl.vision import FrameSpec
 CLASSES = list("0123456789")
 
 
+# An input each task's architectures take, and the output shape they must give for it.
+INPUTS = {"classify": ((5, 1, 28, 28), lambda c: (5, c)), "ctc": ((5, 1, 32, 96), lambda c: (5, 24, c))}
+
+
 @pytest.mark.parametrize("arch", sorted(available_models()))
 @pytest.mark.parametrize("num_classes", [10, 62])
 def test_every_architecture_gives_logits_of_its_shape(arch, num_classes):
     torch.manual_seed(0)
     model = build_model(arch, num_classes=num_classes).eval()
-    x = torch.rand(5, 1, 28, 28)
+    shape, out_shape = INPUTS[model_task(arch)]
     with torch.no_grad():
-        out = model(x)
-    assert out.shape == (5, num_classes) and out.dtype == torch.float32
-    assert not torch.allclose(out.softmax(1), out)  # logits, not probabilities
+        out = model(torch.rand(*shape))
+    assert out.shape == out_shape(num_classes) and out.dtype == torch.float32
+    assert not torch.allclose(out.softmax(-1), out)  # logits, not probabilities
     assert torch.isfinite(out).all() and count_parameters(model) > 0
 
 
 @pytest.mark.parametrize("arch", sorted(available_models()))
 def test_every_architecture_rebuilds_from_its_card(arch, tmp_path):
     torch.manual_seed(1)
+    task = model_task(arch)
     model = build_model(arch, num_classes=10).eval()
-    card = ModelCard(arch=arch, model_config={"num_classes": 10}, classes=CLASSES, frame=FrameSpec())
+    card = ModelCard(arch=arch, model_config={"num_classes": 10}, classes=CLASSES[: 10 - (task == "ctc")],
+                     frame=FrameSpec(), task=task)
     ck = load_checkpoint(save_checkpoint(tmp_path / "m.pt", card, model.state_dict()))
-    assert ck.card.arch == arch and ck.card.task == "classify"
-    x = torch.rand(3, 1, 28, 28)
+    assert ck.card.arch == arch and ck.card.task == task
+    x = torch.rand(*INPUTS[task][0])
     with torch.no_grad():
         assert torch.equal(model(x), ck.build_model()(x))
+
+
+def test_a_card_whose_task_does_not_fit_its_architecture_is_refused():
+    card = ModelCard(arch="crnn", model_config={"num_classes": 11}, classes=CLASSES, frame=FrameSpec())
+    with pytest.raises(ValueError, match="for task 'ctc'"):
+        card.build_model()
 
 
 def test_unknown_architecture_names_the_known_ones():
@@ -112,7 +124,7 @@ def test_bundled_checkpoints_are_format_1_and_still_load():
 
 
 def test_tasks_are_named_and_unknown_ones_refused():
-    assert set(TASKS) == {"classify"} and get_task("classify").name == "classify"
+    assert set(TASKS) == {"classify", "ctc"} and get_task("classify").name == "classify"
     with pytest.raises(ValueError, match="unknown task"):
         get_task("ctc-someday")
 

@@ -9,6 +9,7 @@ import base64
 import http.client
 import io
 import json
+import logging
 import socket
 import struct
 import subprocess
@@ -161,8 +162,9 @@ def test_read_a_number_on_two_lines(client):
 def test_models_and_health(client):
     # By default every installed bundled model is served, the digit model first and by default.
     models = client.get("/api/models").json()
-    assert models[0] == {"name": "digits", "default": True, "classes": list("0123456789"),
-                         "charsets": ["digits", "alnum"], "description": models[0]["description"]}
+    first = {k: models[0].get(k) for k in ("name", "default", "classes", "charsets")}
+    # charsets: only those that change the answers; for a digit model every set is all of its classes
+    assert first == {"name": "digits", "default": True, "classes": list("0123456789"), "charsets": []}
     assert "digits" in models[0]["description"] and not any(m["default"] for m in models[1:])
     h = client.get("/api/health").json()
     assert h["status"] == "ok" and h["models"] == [m["name"] for m in models]
@@ -446,7 +448,7 @@ def test_charset_option_restricts_answers(client):
     r = client.post("/api/predict?charset=upper&model=digits", content=data, headers={"content-type": "image/png"})
     assert r.status_code == 422 and "knows none" in r.json()["error"]
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert models["digits"]["charsets"] == ["digits", "alnum"]
+    assert models["digits"]["charsets"] == []  # none changes a digit model's answers (still accepted)
     if "chars" in models:  # the character model answers within whatever set is asked for
         for charset, allowed in (("upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"), ("digits", "0123456789")):
             r = client.post(f"/api/read?model=chars&charset={charset}&top_k=5", content=canvas([*SEVEN, *_shift(ONE, 300)], size=(600, 280)),
@@ -559,3 +561,127 @@ def test_safe_defaults_no_cors_and_loopback_only(client):
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
     csp = client.get("/").headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+# ------------------------------------------------------------------------ HEAD and the access log
+
+PAGES = ("/", "/static/app.js", "/static/style.css", "/static/favicon.svg", "/docs", "/docs-assets/swagger-ui-bundle.js")
+
+
+def _asgi_call(app, method: str, path: str) -> tuple[int, dict, bytes]:
+    """One request straight through the ASGI app (no HTTP client or server to drop a HEAD's body):
+    the status, the headers and every body byte the app itself sent."""
+    import asyncio
+
+    messages = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+
+
+def test_head_on_the_page_static_files_and_docs_is_a_get_without_body(client):
+    for path in PAGES:
+        get = client.get(path)
+        status, headers, body = _asgi_call(client.app, "HEAD", path)
+        assert (status, body) == (200, b""), (path, status, body[:80])
+        assert get.status_code == 200 and int(headers["content-length"]) == len(get.content) > 0, path
+        for name in ("content-type", "content-security-policy", "x-content-type-options"):
+            assert headers[name] == get.headers[name], (path, name)
+        r = client.head(path)  # and through an HTTP client
+        assert r.status_code == 200 and r.headers["content-length"] == str(len(get.content)), path
+
+
+def test_every_request_gets_an_access_log_line(client, caplog):
+    import re
+
+    caplog.set_level(logging.INFO, logger="scrawl.web.access")
+    client.get("/api/health")
+    client.head("/")
+    client.post("/api/predict?charset=digits", content=canvas(SEVEN), headers={"content-type": "image/png"})
+    client.post("/api/predict", content=b"not an image", headers={"content-type": "image/png"})
+    client.get("/api/nothing-here")
+    client.post("/api/predict", content=b"\0" * 100, headers={"content-type": "image/png", "content-length": "-1"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "scrawl.web.access"]
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "scrawl.web.access")
+    want = [("GET", "/api/health", 200), ("HEAD", "/", 200), ("POST", "/api/predict?charset=digits", 200),
+            ("POST", "/api/predict", 422), ("GET", "/api/nothing-here", 404), ("POST", "/api/predict", 400)]
+    assert len(lines) == len(want), lines
+    for line, (method, path, status) in zip(lines, want):
+        m = re.fullmatch(r'(\S+) "(\S+) (\S+)" (\d{3}) (\d+\.\d) ms', line)
+        assert m and m.group(2, 3, 4) == (method, path, str(status)), line
+        assert float(m.group(5)) < 60_000
+
+
+def test_access_log_line_is_one_printable_line(caplog):
+    from scrawl.web.guard import _target
+
+    assert _target({"raw_path": b"/a\nb\x1b[31m", "query_string": b"x=\r\n1"}) == "/a\\x0ab\\x1b[31m?x=\\x0d\\x0a1"
+    assert len(_target({"path": "/" + "a" * 5000, "query_string": b""})) < 600
+
+
+def _serve_and_stop(*args) -> tuple[list[tuple], list[str], str]:
+    """Start `scrawl serve` on a free port, send a round of good and bad requests, stop it: the answer
+    to each request, the access lines it wrote on stderr, and all of its stderr."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--model", "digits",
+                             "--max-body-mb", "1", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready: no request is sent before it answers a connection
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"scrawl serve did not start: {proc.communicate(timeout=5)}")
+                time.sleep(0.1)
+        statuses = []
+        for method, path in (("GET", "/api/health"), ("HEAD", "/"), ("HEAD", "/static/app.js"), ("GET", "/nope"),
+                             ("DELETE", "/api/predict")):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request(method, path)
+            r = conn.getresponse()
+            statuses.append((method, path, r.status, len(r.read())))
+            conn.close()
+        statuses.append(("POST", "/api/predict", *_post(port, b"\0" * (2 * 2**20), {"Content-Type": "image/png"})))
+        statuses.append(("POST", "/api/predict", *_post(port, b"junk", {"Content-Type": "image/png"})))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # not HTTP at all
+            raw.sendall(b"\x16\x03\x01 garbage\r\n\r\n")
+            raw.recv(1000)
+        statuses.append(("POST", "/api/predict", *_post(port, canvas(SEVEN), {"Content-Type": "image/png"})))
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert "Scrawl is starting" in out
+    return statuses, [line for line in err.splitlines() if '" ' in line and line.endswith(" ms")], err
+
+
+def test_serve_logs_each_request_on_stderr_and_keeps_serving():
+    import re
+
+    statuses, lines, _ = _serve_and_stop()
+    assert [s[2] for s in statuses] == [200, 200, 200, 404, 405, 413, 422, 200], statuses
+    assert statuses[1][3] == statuses[2][3] == 0  # HEAD: no body
+    assert statuses[-1][3]["label"] == "7"  # still serving after the bad requests
+    assert len(lines) == len(statuses), lines
+    for line, (method, path, status, _) in zip(lines, statuses):
+        m = re.fullmatch(r'127\.0\.0\.1 "(\S+) (\S+)" (\d{3}) (\d+\.\d) ms', line)
+        assert m and m.group(1, 2, 3) == (method, path, str(status)), line
+
+
+def test_serve_quiet_logs_no_requests():
+    statuses, lines, err = _serve_and_stop("--quiet")
+    assert statuses[-1][2] == 200 and lines == [] and "/api/health" not in err

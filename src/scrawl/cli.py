@@ -7,7 +7,6 @@ exit status 2, no traceback.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import os
@@ -17,8 +16,6 @@ from pathlib import Path
 from . import settings
 from .errors import ScrawlError, TrainingInterrupted
 from .labels import CHARSETS
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +48,8 @@ def _add_data(sub) -> None:
         _data_dir_arg(sp)
     sp = dsub.add_parser("download", help="download a dataset's files (verified against pinned SHA-256 sums)")
     sp.add_argument("name", help="dataset name, e.g. mnist or emnist-byclass (see `scrawl data list`)")
-    sp.add_argument("--split", choices=["train", "test", "all"], default="all")
+    sp.add_argument("--split", choices=["train", "test", "all"], default="all",
+                    help="which split to download (default: all)")
     _data_dir_arg(sp)
 
 
@@ -105,7 +103,7 @@ def _add_evaluate(sub) -> None:
 
 def _add_predict(sub) -> None:
     pr = sub.add_parser("predict", help="read images: files, folders or globs")
-    pr.add_argument("paths", nargs="+", metavar="PATH")
+    pr.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns to read")
     pr.add_argument("--model", default=None, help="bundled model name (digits, digits-lite, chars) or checkpoint path (default: digits)")
     pr.add_argument("--top-k", type=int, default=settings.TOP_K,
                     help=f"how many alternatives to show, best first (default: {settings.TOP_K})")
@@ -147,6 +145,9 @@ def _add_serve(sub) -> None:
     sv.add_argument("--request-timeout", type=float, default=settings.REQUEST_TIMEOUT,
                     help="seconds a recognition may take, waiting included, before a 503 "
                          f"(default: {settings.REQUEST_TIMEOUT:g})")
+    sv.add_argument("-q", "--quiet", action="store_true",
+                    help="no access log (by default one line per request on stderr: client, method, path, "
+                         "status, milliseconds)")
     _runtime_arg(sv)
 
 
@@ -269,12 +270,15 @@ def cmd_evaluate(args) -> int:
     rec = Recognizer(args.checkpoint, runtime=args.runtime)
     charset_indices(rec.classes, args.charset)  # a charset the model cannot answer in fails before any download
     ds = load_dataset(args.dataset, args.split, args.data_dir, progress=True)
-    result = evaluate(rec, ds, charset=args.charset, reframe=args.reframe)
+    result = evaluate(rec, ds, charset=args.charset, reframe=args.reframe, progress=True)  # a bar on stderr
     paths = result.write_report(Path(args.out), title=f"Scrawl evaluation: {args.dataset}")
     metrics = result.metrics
     merged = f", merged-case accuracy {metrics['merged_accuracy']:.4%}" if "merged_accuracy" in metrics else ""
     print(f"{args.dataset} {args.split}: accuracy {metrics['accuracy']:.4%} ({metrics['errors']} errors / {metrics['n']})"
           f"{merged}, loss {metrics['loss']:.4f}")
+    unsure, acc = metrics["uncertain_count"], metrics["confident_accuracy"]
+    print(f"uncertain (confidence below {metrics['uncertain_below']:.0%}): {unsure} of {metrics['n']}; accuracy on "
+          f"the {metrics['n'] - unsure} confident answers {'-' if acc is None else format(acc, '.4%')}")
     print(f"report: {paths.get('report', Path(args.out) / 'report.md')}")
     return 0
 
@@ -282,47 +286,45 @@ def cmd_evaluate(args) -> int:
 # --- predict ----------------------------------------------------------------------------------
 
 def expand_paths(patterns: list[str]) -> list[str]:
-    """Files as given, folders as their image files (sorted), globs expanded. Unknown paths are kept
-    so they get a per-file error."""
-    out: list[str] = []
-    for pat in patterns:
-        p = Path(pat)
-        if p.is_dir():
-            out.extend(sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
-        elif not p.exists() and glob.has_magic(pat):
-            matches = sorted(m for m in glob.glob(pat, recursive=True) if os.path.isfile(m))
-            out.extend(matches if matches else [pat])
-        else:
-            out.append(pat)
-    return out
+    """Files as given, folders as their image files (sorted), globs expanded; unknown paths are kept
+    so they get a per-file error (scrawl.runtime.batch.expand_paths)."""
+    from .runtime.batch import expand_paths
+
+    return expand_paths(patterns)
 
 
 def cmd_predict(args) -> int:
-    from .runtime.recognizer import Recognizer
+    from .runtime.batch import FramePool, predict_files
+    from .runtime.recognizer import Recognizer, resolve_model
 
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
-    rec = Recognizer(args.model, runtime=args.runtime)
     paths = expand_paths(args.paths)
-    failures = 0
-    width = max([len(p) for p in paths] + [4])
-    if not args.json:
-        print(f"{'path':<{width}} {'label':>5} {'conf':>7}  top-{args.top_k}")
-    for path in paths:
-        try:
-            pred = rec.predict(path, top_k=args.top_k, charset=args.charset)
-        except ScrawlError as exc:
-            failures += 1
+    resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
+    with FramePool.start(len(paths)) as pool:  # many files: workers frame them; they start while the model loads
+        rec = Recognizer(args.model, runtime=args.runtime, threads=1 if pool else None, optimize=bool(pool))
+        failures = unsure = 0
+        width = max([len(p) for p in paths] + [4])
+        if not args.json:
+            print(f"{'path':<{width}} {'label':>5} {'conf':>7}    top-{args.top_k}")
+        bar = bool(pool) and sys.stderr.isatty() and not sys.stdout.isatty()  # answers go to a file: a bar
+        for path, pred in predict_files(rec, paths, top_k=args.top_k, charset=args.charset, pool=pool, progress=bar):
+            if isinstance(pred, ScrawlError):
+                failures += 1
+                print(json.dumps({"path": path, "error": str(pred)}) if args.json else f"{path:<{width}} error: {pred}",
+                      flush=True)
+                continue
+            uncertain = pred.confidence < settings.UNCERTAIN_BELOW  # the web API's rule
+            unsure += uncertain
             if args.json:
-                print(json.dumps({"path": path, "error": str(exc)}), flush=True)
+                print(json.dumps({"path": path, **pred.to_dict(), "uncertain": uncertain}), flush=True)
             else:
-                print(f"{path:<{width}} error: {exc}", flush=True)
-            continue
-        if args.json:
-            print(json.dumps({"path": path, **pred.to_dict()}), flush=True)
-        else:
-            alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
-            print(f"{path:<{width}} {pred.label:>5} {pred.confidence:7.1%}  {alts}", flush=True)
+                alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
+                print(f"{path:<{width}} {pred.label:>5} {pred.confidence:7.1%} {'?' if uncertain else ' '}  {alts}",
+                      flush=True)
+    if unsure and not args.json:
+        print(f"? = uncertain ({unsure} of {len(paths)}): confidence below {settings.UNCERTAIN_BELOW:.0%}, "
+              "look at the alternatives")
     if failures and not args.json:
         print(f"{failures} of {len(paths)} inputs could not be read", file=sys.stderr)
     return 1 if failures else 0
@@ -370,6 +372,16 @@ def cmd_serve(args) -> int:
         shown = "127.0.0.1"  # listening everywhere; this machine reaches it on the loopback address
     print(f"Scrawl is starting with model(s) {', '.join(models)}: open http://{shown}:{args.port}/ "
           f"(API docs: http://{shown}:{args.port}/docs). Ctrl+C stops it.", flush=True)
+    # The app logs each request itself (logger scrawl.web.access, the same under any server): here, one
+    # bare line per request on stderr, or none with --quiet. Not through the root logger too (-v would
+    # show it twice), and uvicorn's own access log stays off.
+    access = logging.getLogger("scrawl.web.access")
+    access.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    access.propagate = False
+    if not args.quiet and not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
-                access_log=args.verbose)
+                access_log=False)
     return 0

@@ -16,6 +16,9 @@ UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOWER = UPPER.lower()
 ALNUM = DIGITS + UPPER + LOWER  # EMNIST ByClass's 62 classes, in its order
 
+# What a line model reads (issue 13): letters and digits, space and common punctuation.
+LINE_ALPHABET = ALNUM + " " + ".,'\"-/:;()!?&+%#@"
+
 # EMNIST ByMerge's merge of case pairs whose glyphs look alike (Cohen et al. 2017, section II-B): these
 # lower-case letters count as their capital. The other 11 lower-case letters keep their own class.
 MERGED_LOWER_ALIKE = "cijklmopsuvwxyz"
@@ -43,9 +46,20 @@ def charset_indices(classes: Sequence[str], charset: str | None) -> list[int] | 
 
 
 def charsets_for(classes: Sequence[str]) -> list[str]:
-    """The named charsets a model with these classes can answer in (each allows at least one class)."""
+    """The named charsets worth offering for a model with these classes: those that change its answers.
+
+    Each allows at least one class and fewer than all of them (a set that allows every class is the same
+    as no restriction), and no two allow the same classes (the first name in CHARSETS is kept). A digit
+    model gets none; the 62-class model gets digits, upper, lower and letters, not alnum. Any charset
+    that allows a class is still accepted by `charset_indices`: this is only what a picker should offer.
+    """
     have = set(classes)
-    return [name for name, chars in CHARSETS.items() if have & set(chars)]
+    offered: dict[frozenset[str], str] = {}
+    for name, chars in CHARSETS.items():
+        allowed = frozenset(have & set(chars))
+        if allowed and allowed != have and allowed not in offered:
+            offered[allowed] = name
+    return list(offered.values())
 
 
 def merge_map(classes: Sequence[str]) -> dict[str, str] | None:

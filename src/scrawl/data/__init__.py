@@ -8,6 +8,9 @@ in-memory uint8 tensors.
 * `checksums`, `download`: pinned-sum checks; `ensure_files` and `download_file` (atomic, verified).
 * `datasets`: `Dataset`, `load_dataset` (dispatching on the entry's reader), `split_train_val`.
 * `status`: `dataset_status`, for `scrawl data list` / `scrawl data verify`.
+* For line recognition (kind "lines"): `strokes` renders pen strokes into images, `lines` reads the
+  UNIPEN words (writer-disjoint splits) and pads lines into training tensors, `synth` composes strings
+  of real isolated characters (numbers, dates, touching digits).
 
 Adding a dataset is one catalogue entry plus, where needed, a reader: an entry in `catalogue.DATASETS`
 (its files, checksums, classes, framing and kind); if its files are not IDX, a `_load_<reader>`

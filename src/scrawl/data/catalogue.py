@@ -8,6 +8,7 @@ it holds ("characters"; "lines" for line datasets) and which reader loads it:
 * ``idx``: the official IDX files of MNIST and the six EMNIST splits;
 * ``resplit``: a fixed, seeded cut of another dataset's split into train and test parts (`Resplit`);
 * ``leaf-npz``: LEAF's FEMNIST sample as a numpy ``.npz``.
+* ``unipen-npz``: UNIPEN pen-written words as strokes (scrawl.data.lines reads them).
 
 `dataset_info` looks a name up ("EMNIST_ByClass" works too); `framing_of` answers from the entry.
 Plain Python: importing this reads no file and imports no torch.
@@ -19,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import DataError
-from ..labels import ALNUM, BYMERGE_CLASSES, DIGITS, UPPER
+from ..labels import ALNUM, BYMERGE_CLASSES, DIGITS, LINE_ALPHABET, UPPER
 from ..vision.framing import FRAMINGS
 
-READERS = ("idx", "resplit", "leaf-npz")
+READERS = ("idx", "resplit", "leaf-npz", "unipen-npz")
 KINDS = ("characters", "lines")
 
 MNIST_MIRRORS = (
@@ -137,7 +138,7 @@ class DatasetInfo:
     classes: tuple[str, ...]  # class index -> character (what the official mapping file says)
     framing: str | None  # how the images were framed: "mnist", "emnist"; None: foreign (always reframed)
     kind: str  # "characters" (one character per image); "lines" for line datasets
-    reader: str = "idx"  # which loader reads it: "idx", "resplit" or "leaf-npz"
+    reader: str = "idx"  # which loader reads it: "idx", "resplit", "leaf-npz" or "unipen-npz" (lines)
     resplit: Resplit | None = None  # reader "resplit": what it is cut from
     mapping: str | None = None  # EMNIST mapping file name ("label ascii" per line)
     sha256: Mapping[str, str | None] = field(default_factory=dict)  # file name -> hex digest
@@ -262,6 +263,19 @@ def _leaf_info() -> DatasetInfo:
     )
 
 
+def _unipen_words_info() -> DatasetInfo:
+    npz = "unipen_words_train.npz"
+    return DatasetInfo(
+        name="unipen-words", subdir="unipen_words", files={"train": {"arrays": npz}},
+        classes=tuple(LINE_ALPHABET), framing=None, kind="lines", reader="unipen-npz",
+        # From SOURCES.md of the shared data folder.
+        sha256={npz: "9b424a201d189f2e447e38b235c909df102aae965931ea4a476905366669e398"}, sizes={npz: 73300085},
+        counts={"train": 85742},
+        description="UNIPEN train_r01_v07 words and texts (categories 6-8) as pen strokes, 497 writers; "
+                    "CC BY 4.0; validation by writer (scrawl.data.lines).",
+    )
+
+
 def _catalogue() -> dict[str, DatasetInfo]:
     official = [
         _mnist_info(),
@@ -287,6 +301,7 @@ def _catalogue() -> dict[str, DatasetInfo]:
                       "EMNIST ByClass's test split, re-split once (seed 20171201) into 80% train / 20% test: "
                       "not official EMNIST figures."),
         _leaf_info(),
+        _unipen_words_info(),
     ]
     return {info.name: info for info in official + derived}
 

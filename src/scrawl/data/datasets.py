@@ -72,6 +72,9 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     """Load one split as a `Dataset` (images upright, uint8; labels int64 from 0), downloading the
     files first if needed (see `ensure_files`)."""
     info = dataset_info(name)
+    if info.kind == "lines":
+        raise DataError(f"{info.name} holds lines of handwriting, not single characters: read it with "
+                        "scrawl.data.lines (load_unipen_words)")
     check_split(info, split)
     fetch = {"download": download, "mirrors": mirrors, "progress": progress}
     if info.reader == "resplit":

@@ -323,7 +323,7 @@ def ensure_files(name: str, split: str, data_dir: str | os.PathLike | None = Non
                             mirrors=mirrors, progress=progress)
     root, how = resolve_with_source(data_dir)
     folder = root / info.subdir
-    if info.reader == "leaf-npz":
+    if info.reader in ("leaf-npz", "unipen-npz"):
         return _ensure_local(info, split, root, how)
     bases = mirror_bases(info, mirrors)
 
@@ -358,12 +358,13 @@ def ensure_files(name: str, split: str, data_dir: str | os.PathLike | None = Non
 
 
 def _ensure_local(info: DatasetInfo, split: str, root: Path, how: str) -> dict[str, Path]:
-    """The files of a dataset that cannot be downloaded (LEAF's FEMNIST sample): there, or DataError."""
+    """The files of a dataset Scrawl cannot download (LEAF's FEMNIST sample, the UNIPEN words as strokes):
+    there, or DataError."""
     found = {}
     for role, fname in info.files[split].items():
         path = root / info.subdir / fname
         if not path.is_file():
-            raise DataError(f"{info.name}: {path} is missing (looked in {root}, chosen by {how}); it is LEAF's "
-                            "FEMNIST sample as a numpy .npz with train_images/train_labels/test_images/test_labels")
+            raise DataError(f"{info.name}: {path} is missing (looked in {root}, chosen by {how}); it is "
+                            f"{info.description}")
         found[role] = path
     return found

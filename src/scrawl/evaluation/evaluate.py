@@ -3,8 +3,10 @@
 `evaluate(recognizer, dataset)` maps the dataset's classes onto the model's (optionally within a
 charset), passes images framed differently from the model's training data through Scrawl's framing
 (as a user's image would be), runs the model in batches through `Recognizer.probabilities` (PyTorch,
-ONNX Runtime, or an int8 ONNX model) and computes the metrics of the task named in the model card.
-The `Evaluation` it returns holds what `write_report` draws.
+ONNX Runtime, or an int8 ONNX model) and computes the metrics of the task named in the model card,
+plus how many answers were uncertain (`uncertainty`: the web API's rule, confidence below
+scrawl.settings.UNCERTAIN_BELOW) and the accuracy on the others. The `Evaluation` it returns holds what
+`write_report` draws. With progress=True a tqdm bar (images/s) goes to stderr; otherwise nothing is printed.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ScrawlError
+from ..settings import UNCERTAIN_BELOW
 from .metrics import EvaluationInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data import Dataset
     from ..runtime.recognizer import Recognizer
 
-__all__ = ["REFRAME_CHOICES", "Evaluation", "evaluate"]
+__all__ = ["REFRAME_CHOICES", "Evaluation", "evaluate", "uncertainty"]
 
 REFRAME_CHOICES = ("auto", "yes", "no")
 
@@ -52,14 +55,16 @@ class Evaluation:
 
 
 def evaluate(recognizer: Recognizer, dataset: Dataset, *, charset: str | None = None, reframe: str | bool = "auto",
-             batch_size: int = 1000, progress: bool = False) -> Evaluation:
+             batch_size: int = 1000, progress: bool = False, uncertain_below: float = UNCERTAIN_BELOW) -> Evaluation:
     """Score `recognizer` (a scrawl Recognizer, any runtime) on `dataset` (a scrawl.data.Dataset, or
     anything with ``name``, ``split``, ``images`` (N, H, W) uint8, ``labels`` (N,) and ``classes``).
 
     charset: answer only within this named charset (scrawl.labels.CHARSETS); the metrics are over its
     classes. reframe: "yes" passes every image through Scrawl's framing first, "no" never, "auto" when
     the dataset was framed differently from the model's training data (scrawl.data.framing_of; a
-    foreign framing always is). Raises ScrawlError when the dataset has classes the model cannot answer.
+    foreign framing always is). progress: a tqdm bar on stderr while the model runs (images/s).
+    uncertain_below: the metrics count the answers below this confidence (`uncertainty`).
+    Raises ScrawlError when the dataset has classes the model cannot answer.
     """
     if reframe not in (True, False, *REFRAME_CHOICES):
         raise ScrawlError(f"reframe must be one of {', '.join(REFRAME_CHOICES)}, not {reframe!r}")
@@ -76,9 +81,27 @@ def evaluate(recognizer: Recognizer, dataset: Dataset, *, charset: str | None = 
     desc = f"evaluating {dataset.name} {dataset.split}" if progress else None
     shown, probs = _run(recognizer, images, allowed, charset, reframed, int(batch_size), desc)
     metrics = get_task(recognizer.meta.get("task", DEFAULT_TASK)).metrics(labels, probs, classes)
+    metrics.update(uncertainty(labels, probs, uncertain_below))
     history = recognizer.meta.get("history") or []
     return Evaluation(metrics=metrics, images=shown, labels=labels, probs=probs, classes=classes,
                       info=_info(recognizer, dataset, len(labels), charset, reframed), history=list(history))
+
+
+def uncertainty(labels: np.ndarray, probs: np.ndarray, below: float = UNCERTAIN_BELOW) -> dict:
+    """How many answers are uncertain, with the rule `scrawl predict` and the web API use (the best
+    class's probability below `below`), and the accuracy on the confident ones and on the uncertain
+    ones (None when there are none): ``uncertain_below``, ``uncertain_count``, ``confident_accuracy``,
+    ``uncertain_accuracy``."""
+    probs = np.asarray(probs)
+    confidence = probs.max(axis=1).astype(np.float64)  # compared like Prediction.confidence (a Python float)
+    right = probs.argmax(axis=1) == np.asarray(labels)
+    unsure = confidence < below
+
+    def share(mask: np.ndarray) -> float | None:
+        return float(right[mask].mean()) if mask.any() else None
+
+    return {"uncertain_below": float(below), "uncertain_count": int(unsure.sum()),
+            "confident_accuracy": share(~unsure), "uncertain_accuracy": share(unsure)}
 
 
 def _labels_for(dataset, classes: Sequence[str], charset: str | None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The architecture registry: name -> constructor, with a one-line description for `scrawl train --help`."""
+"""The architecture registry: name -> constructor, with the task its outputs are for (scrawl.tasks) and
+a one-line description for people."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_TASKS: dict[str, str] = {}
 
 
-def register(name: str, description: str):
+def register(name: str, description: str, task: str = "classify"):
     def wrap(fn):
         _REGISTRY[name] = fn
         _DESCRIPTIONS[name] = description
+        _TASKS[name] = task
         return fn
 
     return wrap
+
+
+def model_task(arch: str) -> str:
+    """The task an architecture's outputs are for ("classify", "ctc"); ValueError for an unknown name."""
+    if arch not in _TASKS:
+        raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _TASKS[arch]
 
 
 def available_models() -> dict[str, str]:

@@ -96,6 +96,8 @@ class ModelCard:
 
     def build_model(self):
         """The untrained network this card describes (torch is imported here)."""
-        from ..models import build_model
+        from ..models import build_model, model_task
 
+        if model_task(self.arch) != self.task:
+            raise ValueError(f"architecture {self.arch!r} is for task {model_task(self.arch)!r}, the card says {self.task!r}")
         return build_model(self.arch, **self.model_config)

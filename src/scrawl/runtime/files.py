@@ -16,6 +16,9 @@ from ..errors import CheckpointError, ScrawlError
 # digits-lite: fastnet, an eighth of digits' multiply-adds for a few hundredths of a point (README).
 BUNDLED = {"digits": "digits.pt", "digits-lite": "digits-lite.pt", "chars": "chars.pt"}
 DEFAULT_MODEL = "digits"
+# Short human names for the bundled models, as the page's model picker shows them (a user's own model
+# file is shown by its file stem); the details (classes, network, training data) are one click away.
+BUNDLED_TITLES = {"digits": "Digits", "digits-lite": "Digits (fast)", "chars": "Letters and digits"}
 RUNTIMES = ("torch", "onnx")
 
 

@@ -3,16 +3,17 @@
 A task owns how targets are batched, the training loss, how outputs decode into answers (with a
 charset), the metrics, and the shape of an exported model's output. The training loop, checkpoints,
 evaluation, export and serving call the task named in the model card instead of assuming softmax over
-classes. Today there is `classify` (one image, one character); a sequence task (`ctc`, one line of
-characters) plugs in beside it.
+classes: `classify` (one image, one character) and `ctc` (one image of a line, a sequence of
+characters).
 """
 
 from __future__ import annotations
 
 from .base import Task
 from .classify import ClassifyTask
+from .ctc import CTCTask
 
-TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(),)}
+TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(), CTCTask())}
 DEFAULT_TASK = "classify"  # what a model card without a task (checkpoint format 1) is
 
 
@@ -24,4 +25,4 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task {name!r}; this Scrawl knows: {', '.join(TASKS)}") from None
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "ClassifyTask", "Task", "get_task"]
+__all__ = ["DEFAULT_TASK", "TASKS", "CTCTask", "ClassifyTask", "Task", "get_task"]

@@ -8,7 +8,9 @@
   image is fastest single-threaded, and concurrent requests then use the other cores);
 - pages.py: the drawing page, its static files and the offline API docs;
 - guard.py: every request is guarded before any decoding: bodies over `max_body_bytes` are refused
-  from their Content-Length and again while being read, and every answer gets the security headers;
+  from their Content-Length and again while being read, every answer gets the security headers, and
+  HEAD answers never have a body; its AccessLog logs one line per request (logger
+  "scrawl.web.access", INFO: client, method, path, status, ms), under any server;
 - the error handlers here: every failure is a 4xx JSON {"error": "..."} that says what was wrong, and
   the server keeps serving.
 The defaults are scrawl.settings'. `runtime="onnx"` serves exported .onnx models (scrawl export) with
@@ -32,7 +34,7 @@ from starlette.formparsers import MultiPartParser
 from .. import settings
 from ..errors import ScrawlError
 from .deps import WorkerPool
-from .guard import Guard
+from .guard import AccessLog, Guard
 from .inputs import ApiError
 from .pages import CSP, add_pages
 from .routes import router
@@ -73,6 +75,7 @@ def create_app(models: list[str] | tuple[str, ...] | None = None, *, runtime: st
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     app.add_middleware(Guard, max_body_bytes=max_body_bytes, csp=CSP)
+    app.add_middleware(AccessLog)  # added last: outermost, so it logs the guard's refusals too
     _add_error_handlers(app)
     add_pages(app)
     app.include_router(router)

@@ -1,15 +1,27 @@
-"""ASGI middleware that guards every request: body size limit and security headers.
+"""ASGI middleware around every request: the guard (body size limit, security headers, HEAD without a
+body) and the access log.
 
 The size limit is enforced twice, both before anything is decoded: from the Content-Length header (the
 request is refused without reading its body) and while the body is read (a client may send no length,
-chunked encoding, or lie about it). Every response gets the Content-Security-Policy and friends.
+chunked encoding, or lie about it). Every response gets the Content-Security-Policy and friends. An
+answer to HEAD has the headers a GET would have (Content-Length included) and never a body, whatever
+the server does.
+
+AccessLog logs one INFO line per request on the "scrawl.web.access" logger, when it is done:
+`127.0.0.1 "GET /api/health" 200 1.2 ms` (client, method, path with query, status, milliseconds until
+the answer was sent). It is part of the app, so it works the same under any ASGI server; where the
+lines go is for whoever configures logging (`scrawl serve` prints them on stderr; --quiet turns them off).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 from starlette.exceptions import HTTPException
+
+access_log = logging.getLogger("scrawl.web.access")
 
 
 class BodyTooLarge(HTTPException):
@@ -36,9 +48,13 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        head = scope.get("method") == "HEAD"
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + self.headers
+            elif head and message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}  # HEAD: the headers of a GET, no body
             await send(message)
 
         length = None
@@ -76,3 +92,48 @@ class Guard:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+class AccessLog:
+    """One line per request on the "scrawl.web.access" logger (INFO): client, method, path, status, ms.
+    Outermost, so it sees every answer, the guard's refusals included; a request that ended in an
+    unhandled error is logged as 500, one whose client left before any answer as "-"."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = None
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception:  # answered by the app's last-resort handler, outside this middleware
+            status = status or 500
+            raise
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            client = scope.get("client")
+            access_log.info('%s "%s %s" %s %.1f ms', client[0] if client else "-", _printable(scope.get("method", "")),
+                            _target(scope), status or "-", ms)
+
+
+def _target(scope) -> str:
+    """The request's path and query as the client sent them (still percent-encoded), printable."""
+    path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+    query = scope.get("query_string") or b""
+    return _printable((path + (b"?" + query if query else b"")).decode("ascii", "backslashreplace"))
+
+
+def _printable(text: str, limit: int = 500) -> str:
+    """No control characters (a log line is one line) and no more than `limit` characters."""
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."

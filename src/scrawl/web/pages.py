@@ -1,5 +1,8 @@
 """The pages: the drawing page (/), its static files (/static) and the offline API docs (/docs).
 
+Each answers HEAD too (the static files through StaticFiles, the page and the docs here), with the
+headers of a GET and no body (the guard makes sure of the latter).
+
 Swagger UI's files come from the fastapi-offline package and are served locally (no CDN: the docs work
 offline). No inline script or style anywhere, so the Content-Security-Policy (CSP) allows none.
 """
@@ -37,11 +40,11 @@ def add_pages(app: FastAPI) -> None:
     if docs_assets is not None:
         app.mount("/docs-assets", StaticFiles(directory=docs_assets), name="docs-assets")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
     async def docs():
         if docs_assets is None:
             return HTMLResponse("<p>The API docs need the fastapi-offline package; the schema is at "

@@ -63,11 +63,16 @@ class ReadResult(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    name: str
+    name: str = Field(description="what `model` takes in a request")
+    title: str = Field(description='a short human name for a picker ("Digits", "Letters and digits"); '
+                                   "a user's own model file: its file stem")
     default: bool
     classes: list[str]
-    charsets: list[str]  # the named charsets this model can answer in (see `charset`)
+    charsets: list[str] = Field(description="the named charsets worth offering for this model (see `charset`): "
+                                            "each allows some of its classes but not all of them")
     description: str
+    arch: str | None = Field(description="the network's architecture, when the model file says")
+    trained_on: str | None = Field(description="the data set it was trained on, when the model file says")
 
 
 class Health(BaseModel):

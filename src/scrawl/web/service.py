@@ -105,14 +105,19 @@ class Service:
         return d
 
     def describe(self) -> list[dict]:
+        from ..runtime.files import BUNDLED, BUNDLED_TITLES
+
         out = []
         for name, rec in self.models.items():
             meta = rec.meta
             classes = list(rec.classes)
-            trained_on = (meta.get("dataset") or {}).get("name", "unknown data")
-            charsets = charsets_for(classes)
-            out.append({"name": name, "default": name == self.default, "classes": classes, "charsets": charsets,
-                        "description": meta.get("description") or _describe(classes, meta.get("arch"), trained_on)})
+            trained_on = (meta.get("dataset") or {}).get("name")
+            # A bundled model by its short title; a user's file by its stem (the name), even one called digits.pt.
+            title = BUNDLED_TITLES.get(name, name) if self.sources.get(name) in BUNDLED else name
+            description = meta.get("description") or _describe(classes, meta.get("arch"), trained_on or "unknown data")
+            out.append({"name": name, "title": title, "default": name == self.default, "classes": classes,
+                        "charsets": charsets_for(classes), "description": description,
+                        "arch": meta.get("arch"), "trained_on": trained_on})
         return out
 
 

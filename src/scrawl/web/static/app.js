@@ -25,6 +25,12 @@
     model: null,
     charset: "",
     photoUrl: null,
+    photoFile: null, // the picture on show, read again when the model or charset changes
+  };
+  const HINTS = {
+    single: "Draw a character on the pad.",
+    multi: "Write a number or a word on the pad.",
+    photo: "Drop a photo or a scan of some writing, or choose a file.",
   };
 
   // --- drawing ------------------------------------------------------------------------------
@@ -136,27 +142,46 @@
     return q.toString();
   }
 
+  // Forget the request on its way, if any: its answer (or its error) belongs to an input that is gone.
+  function cancel() {
+    clearTimeout(state.timer);
+    if (state.controller) state.controller.abort();
+    state.controller = null;
+    return ++state.seq;
+  }
+
+  // The answer to the newest request, or null for a request overtaken by a newer one (its errors too).
   async function post(endpoint, body, headers) {
-    if (state.controller) state.controller.abort(); // only the newest drawing matters
+    const seq = cancel(); // only the newest drawing matters
     const controller = new AbortController();
     state.controller = controller;
-    const seq = ++state.seq;
-    const res = await fetch(`/api/${endpoint}?${query()}`, { method: "POST", body, headers, signal: controller.signal });
-    let data;
     try {
-      data = await res.json();
+      const res = await fetch(`/api/${endpoint}?${query()}`, { method: "POST", body, headers, signal: controller.signal });
+      let data;
+      try {
+        data = await res.json();
+      } catch (err) {
+        throw new Error(`the server answered ${res.status} without JSON`);
+      }
+      if (seq !== state.seq) return null; // a newer request was sent meanwhile
+      if (!res.ok) throw new Error(data.error || `the server answered ${res.status}`);
+      return data;
     } catch (err) {
-      throw new Error(`the server answered ${res.status} without JSON`);
+      if (seq !== state.seq || err.name === "AbortError") return null;
+      throw err;
     }
-    if (seq !== state.seq) return null; // a newer request was sent meanwhile
-    if (!res.ok) throw new Error(data.error || `the server answered ${res.status}`);
-    return data;
+  }
+
+  // An error replaces the answer: nothing of the previous input stays on show.
+  function showError(message) {
+    hideResults();
+    setStatus(message, "error");
   }
 
   function recognisePad() {
     if (state.mode === "photo") return;
     if (state.strokes.length === 0) {
-      state.seq++; // drop answers still on their way
+      cancel(); // drop answers still on their way
       showNothing("nothing to read: the pad is empty");
       return;
     }
@@ -170,7 +195,7 @@
         if (endpoint === "predict") showSingle(data);
         else showMulti(data, $("pad-boxes"), pad.width, pad.height);
       } catch (err) {
-        if (err.name !== "AbortError") setStatus(err.message, "error");
+        showError(err.message);
       }
     }, "image/png");
   }
@@ -187,11 +212,19 @@
     return (100 * p).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1) + "%";
   }
 
-  function showNothing(message) {
+  // Take the answer off the page (not only out of sight): nothing of it can show up with the next one.
+  function hideResults() {
     $("single-result").hidden = true;
     $("multi-result").hidden = true;
+    $("label").textContent = $("text").textContent = "";
+    $("top3").replaceChildren();
+    $("chars").replaceChildren();
     clearBoxes($("pad-boxes"));
     clearBoxes($("photo-boxes"));
+  }
+
+  function showNothing(message) {
+    hideResults();
     setStatus(message || "nothing to read", "empty");
   }
 
@@ -224,16 +257,76 @@
     setStatus(data.uncertain ? `probably ${data.label}, but not sure: see the alternatives` : `it reads ${data.label}`);
   }
 
+  // --- boxes and their labels -------------------------------------------------------------------
+
+  const measure = document.createElement("canvas").getContext("2d");
+
   function clearBoxes(svg) {
     svg.replaceChildren();
+  }
+
+  function median(values) {
+    const v = [...values].sort((a, b) => a - b);
+    return v.length ? v[v.length >> 1] : 0;
+  }
+
+  // Where each character's label goes, in the picture's pixels ({x, y}: the middle of its baseline).
+  // Centred above its box, else centred below it, else the nearest free spot slid sideways along either:
+  // two labels never overlap, even for a narrow "1" written close to a "7", whose labels would share a spot.
+  function placeLabels(characters, fontSize, width, height) {
+    const ascent = 0.8 * fontSize, descent = 0.25 * fontSize, gap = 0.2 * fontSize, margin = 6;
+    const placed = [];
+    const rect = (cx, y, half) => ({ x0: cx - half, x1: cx + half, y0: y - ascent, y1: y + descent });
+    const blocking = (r) => placed.filter((p) => r.x0 < p.x1 + gap && p.x0 < r.x1 + gap && r.y0 < p.y1 && p.y0 < r.y1);
+    // The first free centre from `cx` on, sliding past what is in the way (dir 1: right, -1: left), or null.
+    const slide = (cx, base, half, dir, lo, hi) => {
+      for (let step = 0; step <= placed.length && cx >= lo && cx <= hi; step++) {
+        const hits = blocking(rect(cx, base, half));
+        if (!hits.length) return cx;
+        cx = dir > 0 ? Math.max(...hits.map((p) => p.x1)) + gap + half : Math.min(...hits.map((p) => p.x0)) - gap - half;
+      }
+      return null;
+    };
+    const spots = new Array(characters.length);
+    const order = characters.map((_, i) => i)
+      .sort((a, b) => (characters[a].line || 0) - (characters[b].line || 0) || characters[a].box[0] - characters[b].box[0]);
+    for (const i of order) {
+      const [x, y, w, h] = characters[i].box;
+      const half = measure.measureText(characters[i].label).width / 2 + 2; // and the white halo
+      const lo = half, hi = Math.max(half, width - half);
+      const centre = Math.min(Math.max(x + w / 2, lo), hi);
+      const above = Math.max(ascent, y - margin - descent);
+      const below = Math.min(height - descent, y + h + margin + ascent);
+      let spot = null;
+      for (const base of [above, below]) { // centred: above, else below
+        if (!spot && !blocking(rect(centre, base, half)).length) spot = { x: centre, y: base };
+      }
+      for (const base of spot ? [] : [above, below]) { // else the nearest free spot to either side
+        for (const dir of [1, -1]) {
+          const cx = slide(centre, base, half, dir, lo, hi);
+          if (cx !== null && (!spot || Math.abs(cx - centre) < Math.abs(spot.x - centre))) spot = { x: cx, y: base };
+        }
+      }
+      spot = spot || { x: centre, y: above }; // a crowd with no free spot at all: above its box, as before
+      placed.push(rect(spot.x, spot.y, half));
+      spots[i] = spot;
+    }
+    return spots;
   }
 
   function drawBoxes(svg, characters, width, height) {
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.setAttribute("preserveAspectRatio", "none");
     svg.replaceChildren();
-    const fontSize = Math.max(12, Math.round(Math.min(width, height) / 14));
-    for (const c of characters) {
+    // Labels sized to the writing (about half a character's height) within limits set by the picture.
+    const side = Math.min(width, height);
+    const fit = Math.min(side / 14, Math.max(side / 40, 0.45 * median(characters.map((c) => c.box[3]))));
+    const shown = svg.getBoundingClientRect().width; // 0 while the picture is still loading
+    const readable = shown > 0 ? (14 * width) / shown : 12; // at least 14 CSS pixels on the screen
+    const fontSize = Math.max(12, Math.round(Math.max(fit, readable)));
+    measure.font = `700 ${fontSize}px ${getComputedStyle(svg).fontFamily || "sans-serif"}`;
+    const spots = placeLabels(characters, fontSize, width, height);
+    characters.forEach((c, i) => {
       const [x, y, w, h] = c.box;
       const rect = document.createElementNS(SVG, "rect");
       rect.setAttribute("x", x - 2);
@@ -242,13 +335,13 @@
       rect.setAttribute("height", h + 4);
       if (c.uncertain) rect.setAttribute("class", "uncertain");
       const text = document.createElementNS(SVG, "text");
-      text.setAttribute("x", x);
-      text.setAttribute("y", Math.max(fontSize, y - 6));
+      text.setAttribute("x", spots[i].x.toFixed(1));
+      text.setAttribute("y", spots[i].y.toFixed(1));
       text.setAttribute("font-size", fontSize);
       if (c.uncertain) text.setAttribute("class", "uncertain");
       text.textContent = c.label;
       svg.append(rect, text);
-    }
+    });
   }
 
   function showMulti(data, svg, width, height) {
@@ -280,29 +373,70 @@
     setStatus(`${data.characters.length} character(s) found${lines}` + (unsure ? `, ${unsure} uncertain (dashed)` : ""));
   }
 
+
   // --- photos ---------------------------------------------------------------------------------
 
-  const TYPES = ["image/png", "image/jpeg", "image/webp"];
+  // What the server reads (scrawl.vision.ink decodes PNG, JPEG, BMP, GIF, TIFF and WebP). A file without
+  // a media type (browsers often give none) goes to the server, which says what is wrong with it.
+  const TYPES = ["image/png", "image/jpeg", "image/bmp", "image/x-ms-bmp", "image/gif", "image/tiff", "image/webp"];
+  const FORMATS = "PNG, JPEG, BMP, GIF, TIFF or WebP";
+
+  // Forget the picture on show: the photo, its boxes and its answer go together.
+  function clearPhoto() {
+    if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
+    state.photoUrl = null;
+    state.photoFile = null;
+    state.photoView = ""; // "" while loading, "shown", or "failed" (a format the browser cannot show, e.g. TIFF)
+    state.photoRead = false;
+    $("photo").removeAttribute("src");
+    $("photo-wrap").hidden = true;
+    $("photo-note").hidden = true;
+    clearBoxes($("photo-boxes"));
+  }
+
+  function showPhotoNote() {
+    $("photo-note").hidden = !(state.photoRead && state.photoView === "failed");
+  }
+
+  $("photo").addEventListener("load", () => {
+    if (!state.photoUrl || $("photo").src !== state.photoUrl) return;
+    state.photoView = "shown";
+    $("photo-wrap").hidden = false; // only a picture that loaded: never a broken-image icon
+  });
+  $("photo").addEventListener("error", () => {
+    if (!state.photoUrl || $("photo").src !== state.photoUrl) return;
+    state.photoView = "failed";
+    showPhotoNote();
+  });
 
   async function readPhoto(file) {
     if (!file) return;
-    if (file.type && !TYPES.includes(file.type)) {
-      setStatus(`${file.name} is ${file.type}: choose a PNG, JPEG or WebP picture`, "error");
-      return;
+    cancel();
+    hideResults(); // the answer of the previous picture goes at once
+    if (file !== state.photoFile || !state.photoUrl) {
+      clearPhoto();
+      if (file.type && !TYPES.includes(file.type)) {
+        $("file").value = "";
+        showError(`${file.name} is ${file.type}, not a picture Scrawl reads: choose a ${FORMATS} file`);
+        return;
+      }
+      state.photoFile = file;
+      state.photoUrl = URL.createObjectURL(file);
+      $("photo").src = state.photoUrl; // shown once it has loaded
     }
-    if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
-    state.photoUrl = URL.createObjectURL(file);
-    $("photo").src = state.photoUrl;
-    $("photo-wrap").hidden = false;
-    clearBoxes($("photo-boxes"));
     const form = new FormData();
     form.append("file", file, file.name || "photo");
     try {
       setStatus(`reading ${file.name || "the picture"}…`);
       const data = await post("read", form, {});
-      if (data) showMulti(data, $("photo-boxes"), data.size[0], data.size[1]);
+      if (!data) return;
+      state.photoRead = true;
+      showMulti(data, $("photo-boxes"), data.size[0], data.size[1]);
+      showPhotoNote();
     } catch (err) {
-      if (err.name !== "AbortError") setStatus(err.message, "error");
+      clearPhoto(); // a picture the server cannot read is not shown either
+      $("file").value = "";
+      showError(file.name ? `${file.name}: ${err.message}` : err.message);
     }
   }
 
@@ -318,30 +452,90 @@
 
   // --- modes and models -----------------------------------------------------------------------
 
+  const tabs = [...document.querySelectorAll('.tabs [role="tab"]')];
+
   function setMode(mode) {
     state.mode = mode;
-    for (const tab of document.querySelectorAll(".tabs button")) {
-      tab.setAttribute("aria-selected", String(tab.dataset.mode === mode));
+    for (const tab of tabs) {
+      const selected = tab.dataset.mode === mode;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected ? 0 : -1; // one tab stop; the arrow keys move between tabs
     }
     $("draw-panel").hidden = mode === "photo";
     $("photo-panel").hidden = mode !== "photo";
-    $("single-result").hidden = $("multi-result").hidden = true;
-    if (mode === "photo") {
-      setStatus("Drop a photo or a scan of some writing, or choose a file.");
-      return;
-    }
+    cancel(); // an answer on its way belongs to the mode being left
+    hideResults();
+    clearPhoto(); // leaving the photo tab forgets the photo: coming back starts afresh
+    $("file").value = "";
+    setStatus(HINTS[mode]);
+    if (mode === "photo") return;
     const size = PADS[mode];
     pad.width = size.width;
     pad.height = size.height;
     $("pad-wrap").className = `pad-wrap ${mode}`;
     state.strokes = [];
     state.current = null;
-    clearBoxes($("pad-boxes"));
     redraw();
-    setStatus(mode === "multi" ? "Write a number or a word on the pad." : "Draw a character on the pad.");
   }
-  for (const tab of document.querySelectorAll(".tabs button")) {
-    tab.addEventListener("click", () => setMode(tab.dataset.mode));
+  tabs.forEach((tab, k) => {
+    tab.addEventListener("click", () => {
+      if (tab.dataset.mode !== state.mode) setMode(tab.dataset.mode);
+    });
+    tab.addEventListener("keydown", (e) => {
+      const to = { ArrowRight: k + 1, ArrowLeft: k - 1, Home: 0, End: tabs.length - 1 }[e.key];
+      if (to === undefined) return;
+      e.preventDefault();
+      const next = tabs[(to + tabs.length) % tabs.length];
+      next.focus();
+      if (next.dataset.mode !== state.mode) setMode(next.dataset.mode);
+    });
+  });
+
+  const CHARSET_TITLES = {
+    digits: "Digits (0-9)", upper: "Capitals (A-Z)", lower: "Small letters (a-z)",
+    letters: "Letters (A-Z, a-z)", alnum: "Letters and digits",
+  };
+
+  // The footer's line and the details one click away ("About this model").
+  function showModel(m) {
+    $("model-info").textContent = m ? `model: ${m.title || m.name} · ${m.classes.length} classes` : "";
+    $("model-details").hidden = !m;
+    if (!m) return;
+    $("about-description").textContent = m.description;
+    $("about-classes").textContent = m.classes.join(m.classes.every((c) => c.length === 1) ? "" : " ");
+    $("about-arch").textContent = m.arch || "not recorded";
+    $("about-data").textContent = m.trained_on || "not recorded";
+    $("about-name").textContent = `model=${m.name}`;
+  }
+
+  // A charset picker only when one would change the answers (the server offers only those).
+  function offerCharsets(m) {
+    const sets = (m && m.charsets) || [];
+    const select = $("charset");
+    select.replaceChildren();
+    for (const name of ["", ...sets]) {
+      const opt = document.createElement("option");
+      opt.value = name;
+      opt.textContent = name ? CHARSET_TITLES[name] || name : "All";
+      select.append(opt);
+    }
+    state.charset = "";
+    $("charset-picker").hidden = sets.length === 0;
+  }
+
+  // Read again after the model or charset changed; an empty pad keeps its hint.
+  function rerun() {
+    if (state.mode === "photo") {
+      if (state.photoFile) readPhoto(state.photoFile);
+      return;
+    }
+    if (state.strokes.length === 0) {
+      cancel();
+      hideResults();
+      setStatus(HINTS[state.mode]);
+      return;
+    }
+    schedule(0);
   }
 
   async function loadModels() {
@@ -352,7 +546,7 @@
       for (const m of models) {
         const opt = document.createElement("option");
         opt.value = m.name;
-        opt.textContent = `${m.name}: ${m.description}`;
+        opt.textContent = m.title || m.name; // short: the details are under "About this model"
         if (m.default) {
           opt.selected = true;
           state.model = m.name;
@@ -360,34 +554,17 @@
         select.append(opt);
       }
       $("model-picker").hidden = models.length < 2; // a picker only once there is a choice
-      const charsetSelect = $("charset");
-      const rerun = () => {
-        if (state.mode === "photo") readPhoto($("file").files[0]);
-        else schedule(0);
-      };
-      const describe = () => {
-        const m = models.find((x) => x.name === state.model) || models[0];
-        $("model-info").textContent = m ? `model: ${m.name} (${m.description})` : "";
-        // A charset picker only for a model that reads more than one kind of character.
-        const sets = (m && m.charsets) || [];
-        charsetSelect.replaceChildren();
-        for (const name of ["all", ...sets]) {
-          const opt = document.createElement("option");
-          opt.value = name === "all" ? "" : name;
-          opt.textContent = name;
-          charsetSelect.append(opt);
-        }
-        state.charset = "";
-        $("charset-picker").hidden = sets.length < 2;
-      };
-      describe();
+      const current = () => models.find((x) => x.name === state.model) || models[0];
+      showModel(current());
+      offerCharsets(current());
       select.addEventListener("change", () => {
         state.model = select.value;
-        describe();
+        showModel(current());
+        offerCharsets(current());
         rerun();
       });
-      charsetSelect.addEventListener("change", () => {
-        state.charset = charsetSelect.value;
+      $("charset").addEventListener("change", () => {
+        state.charset = $("charset").value;
         rerun();
       });
     } catch (err) {

@@ -1,0 +1,62 @@
+"""Pickers offer only choices that change something (issue 14, items 2 and 4): the charsets offered for a
+model each allow some of its classes but not all of them, so the digit model gets no "Characters"
+picker; and changing model on an empty pad keeps the pad's hint instead of a bold "nothing to read".
+"""
+
+import pytest
+
+from scrawl.labels import ALNUM, BYMERGE_CLASSES, DIGITS, LOWER, UPPER, charset_indices, charsets_for
+from test_browser import browser, page, server  # noqa: F401 (pytest fixtures)
+
+
+@pytest.mark.parametrize("classes, offered", [
+    (DIGITS, []),  # digits and alnum both allow every class: the same as no restriction
+    (ALNUM, ["digits", "upper", "lower", "letters"]),  # alnum allows all 62
+    (BYMERGE_CLASSES, ["digits", "upper", "lower", "letters"]),
+    (DIGITS + UPPER, ["digits", "upper"]),  # letters would allow the same classes as upper
+    (LOWER, []),
+    ("", []),
+])
+def test_charsets_for_offers_only_sets_that_change_the_answer(classes, offered):
+    assert charsets_for(list(classes)) == offered
+    for name in offered:  # each offered set allows some classes, but not all
+        allowed = charset_indices(list(classes), name)
+        assert 0 < len(allowed) < len(classes)
+    assert charset_indices(list(DIGITS), "digits") is not None  # still accepted in a request
+
+
+def _loaded(page):
+    page.locator("#model-info").filter(has_text="model:").wait_for()
+
+
+def _after_timers(page):
+    """Let the page's pending zero-delay timers run (a later timer fires after them)."""
+    page.evaluate("new Promise(resolve => setTimeout(resolve, 50))")
+
+
+def test_characters_picker_only_when_it_changes_something(page):
+    _loaded(page)
+    page.select_option("#model", "digits")
+    assert not page.locator("#charset-picker").is_visible()  # digits / alnum / all: the same set
+    page.select_option("#model", "chars")
+    assert page.locator("#charset-picker").is_visible()
+    values = page.eval_on_selector_all("#charset option", "options => options.map(o => o.value)")
+    assert values == ["", "digits", "upper", "lower", "letters"]  # "" is all; no alnum (= all)
+    page.select_option("#model", "digits-lite")
+    assert not page.locator("#charset-picker").is_visible()
+
+
+@pytest.mark.parametrize("mode, hint", [("single", "Draw a character on the pad."),
+                                        ("multi", "Write a number or a word on the pad.")])
+def test_changing_model_on_an_empty_pad_keeps_the_hint(page, mode, hint):
+    _loaded(page)
+    page.click(f"#mode-{mode}")
+    for name in ("chars", "digits-lite", "digits"):
+        page.select_option("#model", name)
+        _after_timers(page)
+        assert page.inner_text("#status") == hint
+        assert page.get_attribute("#status", "class") == "status"  # not the bold "empty" answer
+    page.select_option("#model", "chars")
+    page.select_option("#charset", "upper")
+    _after_timers(page)
+    assert page.inner_text("#status") == hint
