@@ -46,7 +46,7 @@ def requests_mix() -> list[tuple[str, str, str, bytes, bool]]:
     seven = canvas_png("7", (280, 280), 18)
     return [
         ("predict", "/api/predict", "image/png", seven, True),
-        ("read", "/api/read", "image/png", canvas_png("741", (640, 320), 16), True),
+        ("read", "/api/read?model=digits", "image/png", canvas_png("741", (640, 320), 16), True),  # the segmenter, as measured
         ("bad: random bytes", "/api/predict", "image/png", bytes(random.Random(0).randbytes(3000)), False),
         ("bad: empty body", "/api/predict", "image/png", b"", False),
         ("bad: broken JSON", "/api/predict", "application/json", b'{"image": "data:image/png;base64,', False),

@@ -4,7 +4,7 @@ Starts the server as a subprocess and measures:
 - start-up: from launching the process to the first answered /api/predict (imports, model load, bind);
 - /api/predict of a 280x280 canvas PNG (a '7' on a transparent canvas, as the page sends it) with one
   client on a keep-alive connection, then with 8 concurrent clients (threads, one connection each);
-- /api/read of a 640x320 canvas with three digits, one client (for reference).
+- /api/read?model=digits (the segmenter) of a 640x320 canvas with three digits, one client (for reference).
 Latency = from sending the request to having read the whole answer, on the client.
 
 Writes benchmarks/results/serve_latency.json and serve_latency.md. Bars (issue #3): predict p50 <= 5 ms
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         results = [
             scenario(port, "predict 280x280 canvas PNG", "/api/predict", one, 1, args.requests, args.warmup),
             scenario(port, "predict 280x280 canvas PNG", "/api/predict", one, args.clients, args.per_client, args.warmup),
-            scenario(port, "read 640x320 canvas, 3 digits", "/api/read", three, 1, max(50, args.requests // 5),
+            scenario(port, "read 640x320 canvas, 3 digits", "/api/read?model=digits", three, 1, max(50, args.requests // 5),
                      args.warmup),
         ]
     finally:

@@ -2,7 +2,10 @@
 what belonged to the old one; the file chooser takes every format the server reads; the labels of
 neighbouring boxes never overlap.
 
-Headless Chromium driven by Playwright, with the fixtures and helpers of test_browser.py.
+Headless Chromium driven by Playwright, with the fixtures and helpers of test_browser.py. These tests
+are about the page, not the models: they read digits with the old segmenter (the "digits" model in the
+picker), whose answers to these pictures are known; the line model's reading of them is tested in
+test_browser.py and test_browser_read.py.
 """
 
 import re
@@ -13,6 +16,13 @@ import pytest
 from test_browser import SAMPLES, _photo_of_digits, browser, draw_with_mouse, server, shot, wait_text  # noqa: F401
 
 HINT = "Drop a photo or a scan of some writing, or choose a file."
+
+
+def _mode(page, mode: str):
+    """Switch to `mode` and read with the segmenter and the digit model."""
+    page.click(f"#mode-{mode}")
+    page.locator("#model-info").filter(has_text="model:").wait_for()  # the models are loaded
+    page.select_option("#model", "digits")
 
 
 @pytest.fixture
@@ -58,7 +68,7 @@ def test_an_error_clears_the_previous_answer(page, tmp_path, bad_name, bad_bytes
     good.write_bytes(_photo_of_digits("2068"))
     bad = tmp_path / bad_name
     bad.write_bytes(bad_bytes)
-    page.click("#mode-photo")
+    _mode(page, "photo")
     _read_good_photo(page, good)
     page.set_input_files("#file", str(bad))
     page.locator("#status.error").wait_for()
@@ -72,10 +82,11 @@ def test_an_error_clears_the_previous_answer(page, tmp_path, bad_name, bad_bytes
 def test_leaving_the_photo_tab_and_coming_back_starts_afresh(page, tmp_path):
     good = tmp_path / "digits.jpg"
     good.write_bytes(_photo_of_digits("2068"))
-    page.click("#mode-photo")
+    _mode(page, "photo")
     _read_good_photo(page, good)
     page.click("#mode-single")
     page.click("#mode-photo")
+    assert page.input_value("#model") == "digits"  # the choice for numbers and photos is kept
     assert page.inner_text("#status") == HINT
     _nothing_of_the_old_photo(page)
     _read_good_photo(page, good)  # the same file chosen again is read again
@@ -85,7 +96,7 @@ def test_the_file_chooser_takes_every_format_the_server_reads(page):
     accept = page.get_attribute("#file", "accept").split(",")
     for kind in ("png", "jpeg", "bmp", "gif", "tiff", "webp"):
         assert f"image/{kind}" in accept, kind
-    page.click("#mode-photo")
+    _mode(page, "photo")
     for name in ("4-small.bmp", "5-paper.gif", "6-paper.tiff", "7-paper.webp", "3-photo.jpg"):
         page.set_input_files("#file", str(SAMPLES / name))
         wait_text(page, "#status", "1 character(s) found")
@@ -113,7 +124,7 @@ def test_labels_of_neighbouring_boxes_do_not_overlap(browser, server, width):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     page.goto(server + "/")
-    page.click("#mode-multi")
+    _mode(page, "multi")
     # "17" written close together: a narrow "1", and a "7" whose stem runs back left below the 1's foot.
     one = [(200, 70), (200, 200)]
     seven = [(225, 70), (330, 70), (205, 250)]
@@ -143,16 +154,18 @@ def test_labels_of_a_crowd_of_narrow_characters_do_not_overlap(page):
 
     from playwright.sync_api import expect
 
-    PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==")
-    characters = [{"label": "1", "confidence": 0.9, "uncertain": i % 3 == 0, "line": 0, "box": [150 + 14 * i, 80, 8, 150],
-                   "framed": PIXEL, "top_k": [{"label": "1", "probability": 0.9}]} for i in range(10)]
-    answer = {"model": "digits", "empty": False, "message": None, "text": "1" * 10, "lines": 1,
-              "size": [640, 320], "characters": characters}
+    chars = [{"char": "1", "confidence": 0.5 if i % 3 == 0 else 0.9, "uncertain": i % 3 == 0,
+              "box": [150 + 14 * i, 80, 158 + 14 * i, 230]} for i in range(10)]
+    line = {"text": "1" * 10, "confidence": 0.5, "uncertain": True, "box": [150, 80, 284, 230], "chars": chars,
+            "alternatives": [{"text": "1" * 10, "probability": 0.9}, {"text": "1" * 9, "probability": 0.05}]}
+    answer = {"model": "line", "method": "line", "size": [640, 320], "text": "1" * 10, "lines": [line]}
     page.route("**/api/read?*", lambda route: route.fulfill(status=200, content_type="application/json",
                                                             body=json.dumps(answer)))
     page.click("#mode-multi")
     draw_with_mouse(page, [[(100, 100), (100, 200)]])
     expect(page.locator("#pad-boxes text")).to_have_count(10, timeout=15000)
+    assert page.locator("#chars li.uncertain").count() == 4  # the uncertain ones are marked
+    assert page.locator("#alternatives li").count() == 2
     rects = page.eval_on_selector_all(
         "#pad-boxes text", "ts => ts.map(t => { const r = t.getBoundingClientRect();"
                            " return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })")

@@ -129,10 +129,11 @@ def test_empty_and_nearly_empty_canvas_is_nothing_to_read(client):
         d = r.json()
         assert d["empty"] is True and d["label"] is None and d["top_k"] == [] and d["framed"] is None
         assert d["message"].startswith("nothing to read")
-        r = client.post("/api/read", content=png_bytes(img), headers={"content-type": "image/png"})
-        d = r.json()
-        assert r.status_code == 200 and d["text"] == "" and d["characters"] == [] and d["lines"] == 0
-        assert d["empty"] is True and d["message"].startswith("nothing to read")
+        # /api/read: a 422 that says so (the line model by default, and the segmenter), flagged "empty"
+        for query in ("", "?model=digits"):
+            r = client.post("/api/read" + query, content=png_bytes(img), headers={"content-type": "image/png"})
+            assert r.status_code == 422 and r.json()["empty"] is True, r.text
+            assert r.json()["error"].startswith("nothing to read"), r.text
 
 
 def test_low_confidence_is_flagged_uncertain():
@@ -140,23 +141,28 @@ def test_low_confidence_is_flagged_uncertain():
     with TestClient(create_app(uncertain_below=0.999)) as c:
         d = c.post("/api/predict", content=canvas(SEVEN), headers={"content-type": "image/png"}).json()
         assert d["label"] == "7" and d["uncertain"] is True and len(d["top_k"]) == 3
-        d = c.post("/api/read", content=canvas(SEVEN), headers={"content-type": "image/png"}).json()
-        assert d["characters"][0]["uncertain"] is True
+        d = c.post("/api/read?model=digits", content=canvas(SEVEN), headers={"content-type": "image/png"}).json()
+        assert d["text"] == "7" and d["lines"][0]["chars"][0]["uncertain"] is True and d["lines"][0]["uncertain"]
 
 
-def test_read_a_number_on_two_lines(client):
+def test_read_a_number_on_two_lines_with_the_segmenter(client):
+    # A character model on /api/read: the old segmenter, in the same shape as a line model's reading.
     strokes = (_shift(SEVEN, -40, -20) + _shift(ONE, 140, -20)  # line 1: "71"
                + _shift(ONE, -100, 260) + _shift(SEVEN, 140, 260))  # line 2: "17"
     img = canvas([[(x + 60, y) for x, y in s] for s in strokes], size=(560, 560), width=16)
-    r = client.post("/api/read", content=img, headers={"content-type": "image/png"})
+    r = client.post("/api/read?model=digits", content=img, headers={"content-type": "image/png"})
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["text"] == "71\n17" and d["lines"] == 2 and d["size"] == [560, 560]
-    assert [c["line"] for c in d["characters"]] == [0, 0, 1, 1]
-    x, y, w, h = d["characters"][1]["box"]  # the first line's '1': drawn at x = 140 + 140 + 60
-    assert abs(x + w / 2 - 340) <= 3 and 10 <= y <= 25 and 200 <= h <= 225
-    for c in d["characters"]:
-        assert c["framed"].startswith("data:image/png;base64,") and len(c["top_k"]) == 3
+    assert d["text"] == "71\n17" and len(d["lines"]) == 2 and d["size"] == [560, 560]
+    assert (d["model"], d["method"]) == ("digits", "segmenter")
+    assert [line["text"] for line in d["lines"]] == ["71", "17"]
+    x0, y0, x1, y1 = d["lines"][0]["chars"][1]["box"]  # the first line's '1': drawn at x = 140 + 140 + 60
+    assert abs((x0 + x1) / 2 - 340) <= 3 and 10 <= y0 <= 25 and 200 <= y1 - y0 <= 225
+    for line in d["lines"]:
+        assert line["alternatives"][0]["text"] == line["text"] and len(line["alternatives"]) == 3
+        assert line["confidence"] == min(c["confidence"] for c in line["chars"])
+        for c in line["chars"]:
+            assert c["framed"].startswith("data:image/png;base64,") and len(c["top_k"]) == 3
 
 
 def test_models_and_health(client):
@@ -165,7 +171,11 @@ def test_models_and_health(client):
     first = {k: models[0].get(k) for k in ("name", "default", "classes", "charsets")}
     # charsets: only those that change the answers; for a digit model every set is all of its classes
     assert first == {"name": "digits", "default": True, "classes": list("0123456789"), "charsets": []}
-    assert "digits" in models[0]["description"] and not any(m["default"] for m in models[1:])
+    assert "digits" in models[0]["description"]
+    # One default per kind: the character model /api/predict uses, the line model /api/read uses.
+    for kind in {m["kind"] for m in models}:
+        assert [m["default"] for m in models if m["kind"] == kind].count(True) == 1, kind
+    assert {m["kind"] for m in models} <= {"character", "line"}
     h = client.get("/api/health").json()
     assert h["status"] == "ok" and h["models"] == [m["name"] for m in models]
     with TestClient(create_app(["digits"])) as c:
@@ -204,11 +214,12 @@ def test_page_static_files_and_security_headers(client):
     assert "<script>" not in r.text and " style=" not in r.text  # no inline code for the CSP to allow
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    for path in ("/static/app.js", "/static/style.css", "/docs", "/openapi.json", "/docs-assets/swagger-ui-bundle.js"):
+    for path in ("/static/app.js", "/static/answers.js", "/static/style.css", "/docs", "/openapi.json",
+                 "/docs-assets/swagger-ui-bundle.js", "/api/limits"):
         assert client.get(path).status_code == 200, path
     assert "cdn" not in client.get("/docs").text.lower()  # the docs work offline
     schema = client.get("/openapi.json").json()
-    assert {"/api/predict", "/api/read", "/api/models", "/api/health"} <= set(schema["paths"])
+    assert {"/api/predict", "/api/read", "/api/models", "/api/limits", "/api/health"} <= set(schema["paths"])
 
 
 def test_served_model_has_batch_norm_folded_and_the_same_answers(client):
@@ -230,22 +241,22 @@ def test_served_model_has_batch_norm_folded_and_the_same_answers(client):
 
 def test_openapi_lists_every_option_the_api_accepts(client):
     # Query string, JSON object and form fields: each accepts top_k, model and charset (inputs.OPTIONS),
-    # and the schema says so for both endpoints, with the defaults from scrawl.settings.
+    # and /api/read also lexicon; the schema says so for both endpoints, with the defaults from scrawl.settings.
     from scrawl import settings
     from scrawl.labels import CHARSETS
-    from scrawl.web.inputs import OPTIONS
+    from scrawl.web.inputs import OPTIONS, PREDICT_OPTIONS
 
-    assert set(OPTIONS) == {"top_k", "model", "charset"}
+    assert set(PREDICT_OPTIONS) == {"top_k", "model", "charset"} and set(OPTIONS) == {*PREDICT_OPTIONS, "lexicon"}
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/predict", "/api/read"):
+    for path, options in (("/api/predict", PREDICT_OPTIONS), ("/api/read", OPTIONS)):
         op = paths[path]["post"]
-        assert {p["name"] for p in op["parameters"] if p["in"] == "query"} == set(OPTIONS), path
+        assert {p["name"] for p in op["parameters"] if p["in"] == "query"} == set(options), path
         content = op["requestBody"]["content"]
         assert {"image/png", "image/jpeg", "image/webp", "application/json", "multipart/form-data"} <= set(content)
         body = content["application/json"]["schema"]
-        assert set(body["properties"]) == {"image", *OPTIONS} and body["required"] == ["image"], path
+        assert set(body["properties"]) == {"image", *options} and body["required"] == ["image"], path
         form = content["multipart/form-data"]["schema"]
-        assert set(form["properties"]) == {"file", *OPTIONS} and form["required"] == ["file"], path
+        assert set(form["properties"]) == {"file", *options} and form["required"] == ["file"], path
         for props in (body["properties"], form["properties"]):
             assert props["top_k"]["maximum"] == settings.MAX_TOP_K and props["top_k"]["default"] == settings.TOP_K
             assert set(CHARSETS) <= set(props["charset"]["enum"]) and "all" in props["charset"]["enum"]
@@ -358,7 +369,7 @@ def test_too_many_characters_is_422():
         for j in range(12):
             cv2.circle(grid, (15 + i * 26, 15 + j * 32), 8, 0, 3)
     with TestClient(create_app(max_characters=50)) as c:
-        r = c.post("/api/read", content=png_bytes(grid), headers={"content-type": "image/png"})
+        r = c.post("/api/read?model=digits", content=png_bytes(grid), headers={"content-type": "image/png"})
         assert r.status_code == 422 and "too many characters: found 360" in r.json()["error"]
         good(c)
 
@@ -454,7 +465,7 @@ def test_charset_option_restricts_answers(client):
             r = client.post(f"/api/read?model=chars&charset={charset}&top_k=5", content=canvas([*SEVEN, *_shift(ONE, 300)], size=(600, 280)),
                             headers={"content-type": "image/png"})
             assert r.status_code == 200, r.text
-            chars = r.json()["characters"]
+            chars = [c for line in r.json()["lines"] for c in line["chars"]]
             assert chars and all(a["label"] in allowed for c in chars for a in c["top_k"])
     good(client)
 

@@ -1,4 +1,4 @@
-"""The `scrawl` command: data, train, evaluate, predict, export, serve.
+"""The `scrawl` command: data, train, evaluate, predict, read, export, serve (read: cli_read.py).
 
 The only module that prints. Every user mistake surfaces as a ScrawlError: one line on stderr,
 exit status 2, no traceback.
@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"scrawl {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_data, _add_train, _add_evaluate, _add_predict, _add_export, _add_serve):
+    from .cli_read import add_read
+
+    for add in (_add_data, _add_train, _add_evaluate, _add_predict, add_read, _add_export, _add_serve):
         add(sub)
     return p
 
@@ -55,11 +57,11 @@ def _add_data(sub) -> None:
 
 def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model; writes best.pt and last.pt")
-    t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras (default: default)")
+    t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras, line (the line model) (default: default)")
     t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
     t.add_argument("--task", help="what the model learns, see scrawl.tasks: classify (one character per image; "
-                                  "the default)")
-    t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet (default: the recipe's)")
+                                  "the default) or ctc (a line of characters)")
+    t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet, crnn (lines) (default: the recipe's)")
     t.add_argument("--epochs", type=_epochs, help="passes over the training data; a fraction such as 3.5 ends "
                                                    "the schedule part-way into the last (default: the recipe's)")
     t.add_argument("--batch-size", type=int, help="images per optimizer step (default: the recipe's, 128)")
@@ -87,9 +89,10 @@ def _add_train(sub) -> None:
 def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="accuracy, classification report, confusion matrix and error gallery")
     e.add_argument("checkpoint", nargs="?", default=None, metavar="MODEL",
-                   help="bundled model name (digits, digits-lite, chars) or model file: a checkpoint, or with "
+                   help="bundled model name (digits, digits-lite, chars, line) or model file: a checkpoint, or with "
                         "--runtime onnx an .onnx file from `scrawl export` (int8 ones too) (default: digits)")
-    e.add_argument("--dataset", default="mnist", help="dataset to evaluate on (default: mnist)")
+    e.add_argument("--dataset", default=None,
+                   help="dataset to evaluate on (default: mnist; for a line model unipen-words, or touching-digits)")
     e.add_argument("--split", default="test", choices=["train", "test"],
                    help="which split of the dataset (default: test)")
     e.add_argument("--reframe", choices=["auto", "yes", "no"], default="auto",
@@ -97,6 +100,9 @@ def _add_evaluate(sub) -> None:
                         "differently from the model's training data)")
     e.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     e.add_argument("--out", default="reports/latest", help="report folder (default: reports/latest)")
+    e.add_argument("--limit", type=int, default=0, help="line models: read only N lines (default: all)")
+    e.add_argument("--lexicon", nargs="?", const="", default=None, metavar="WORDS_FILE",
+                   help="line models: also score with the word prior (see scrawl read --lexicon)")
     _data_dir_arg(e)
     _runtime_arg(e)
 
@@ -114,7 +120,7 @@ def _add_predict(sub) -> None:
 
 def _add_export(sub) -> None:
     ex = sub.add_parser("export", help="export a model to ONNX (.onnx plus a .json sidecar), checked against PyTorch")
-    ex.add_argument("checkpoint", metavar="CHECKPOINT", help="bundled model name (digits, digits-lite, chars) or checkpoint file")
+    ex.add_argument("checkpoint", metavar="CHECKPOINT", help="bundled model name (digits, digits-lite, chars, line) or checkpoint file")
     ex.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: onnx)")
     ex.add_argument("--out", help="output .onnx file (default: next to the checkpoint with the .onnx suffix; "
                                   "for a bundled model, NAME.onnx in the current folder)")
@@ -154,8 +160,10 @@ def _add_serve(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .cli_read import cmd_read
+
     handler = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-               "export": cmd_export, "serve": cmd_serve}[args.command]
+               "read": cmd_read, "export": cmd_export, "serve": cmd_serve}[args.command]
     try:
         return handler(args) or 0
     except ScrawlError as exc:  # a user's mistake: the message, no traceback (and no torch import)
@@ -269,6 +277,12 @@ def cmd_evaluate(args) -> int:
 
     rec = Recognizer(args.checkpoint, runtime=args.runtime)
     charset_indices(rec.classes, args.charset)  # a charset the model cannot answer in fails before any download
+    if rec.card.task == "ctc":
+        from .cli_read import cmd_evaluate_lines
+
+        args.dataset = args.dataset or "unipen-words"
+        return cmd_evaluate_lines(args, rec)
+    args.dataset = args.dataset or "mnist"
     ds = load_dataset(args.dataset, args.split, args.data_dir, progress=True)
     result = evaluate(rec, ds, charset=args.charset, reframe=args.reframe, progress=True)  # a bar on stderr
     paths = result.write_report(Path(args.out), title=f"Scrawl evaluation: {args.dataset}")
@@ -285,16 +299,9 @@ def cmd_evaluate(args) -> int:
 
 # --- predict ----------------------------------------------------------------------------------
 
-def expand_paths(patterns: list[str]) -> list[str]:
-    """Files as given, folders as their image files (sorted), globs expanded; unknown paths are kept
-    so they get a per-file error (scrawl.runtime.batch.expand_paths)."""
-    from .runtime.batch import expand_paths
-
-    return expand_paths(patterns)
-
-
 def cmd_predict(args) -> int:
-    from .runtime.batch import FramePool, predict_files
+    from .cli_read import read_hint, several_characters
+    from .runtime.batch import FramePool, expand_paths, predict_files
     from .runtime.recognizer import Recognizer, resolve_model
 
     if args.top_k < 1:
@@ -316,12 +323,14 @@ def cmd_predict(args) -> int:
                 continue
             uncertain = pred.confidence < settings.UNCERTAIN_BELOW  # the web API's rule
             unsure += uncertain
+            several = 0 if pool else several_characters(path)  # a few files: worth a look at each
+            hint = {"several_characters": several, "hint": read_hint(path, several)} if several > 1 else {}
             if args.json:
-                print(json.dumps({"path": path, **pred.to_dict(), "uncertain": uncertain}), flush=True)
+                print(json.dumps({"path": path, **pred.to_dict(), "uncertain": uncertain, **hint}), flush=True)
             else:
                 alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
-                print(f"{path:<{width}} {pred.label:>5} {pred.confidence:7.1%} {'?' if uncertain else ' '}  {alts}",
-                      flush=True)
+                print(f"{path:<{width}} {pred.label:>5} {pred.confidence:7.1%} {'?' if uncertain else ' '}  {alts}"
+                      + (f"\n  note: {hint['hint']}" if hint else ""), flush=True)
     if unsure and not args.json:
         print(f"? = uncertain ({unsure} of {len(paths)}): confidence below {settings.UNCERTAIN_BELOW:.0%}, "
               "look at the alternatives")

@@ -88,6 +88,24 @@ class UnipenWords:
         kwargs.setdefault("min_extent", self.min_extent(i))
         return render_strokes(self.strokes(i), height, style, rng=rng, **kwargs)
 
+    def phrase(self, rows: Sequence[int], gaps: Sequence[float]) -> tuple[list[np.ndarray], str]:
+        """Several rows (words of one writer) written side by side as one line: (strokes, text). Each word
+        is moved so the mean height of its ink points matches the first word's (a rough shared baseline
+        band), with gaps[k] times the writer's median word height before word k + 1."""
+        out, x = [], 0.0
+        centre = None
+        for k, i in enumerate(rows):
+            strokes = self.strokes(int(i))
+            pts = np.concatenate(strokes)
+            cy = float(pts[:, 1].mean())
+            centre = cy if centre is None else centre
+            x0 = float(pts[:, 0].min())
+            out += [s - np.float32([x0 - x, cy - centre]) for s in strokes]
+            x += float(pts[:, 0].max()) - x0
+            if k < len(rows) - 1:
+                x += float(gaps[k]) * float(self.writer_median_h[int(i)])
+        return out, " ".join(str(self.labels[int(i)]) for i in rows)
+
     def subset(self, index: Sequence[int] | np.ndarray) -> "UnipenWords":
         """The rows at `index` (sharing points and stroke_end)."""
         index = np.asarray(index, dtype=np.int64)

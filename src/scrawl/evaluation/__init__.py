@@ -5,6 +5,9 @@
 - `compute_metrics`, `most_confused_pairs` (metrics.py): accuracy, loss, top-k, per-class scores,
   confusion matrix, merged-case accuracy, from arrays; bad arrays raise `EvaluationInputError`.
 - `write_report` (report.py, pictures in plots.py): report.md, its PNG files and metrics.json.
+- Line models: `line_test_set` and `evaluate_lines` (lines.py) read line images through
+  `Recognizer.read` and score CER, WER, exact lines, word accuracy, by length and by writer;
+  line_report.py writes their report (worst lines, most confused characters).
 
 Importing this package is cheap: matplotlib, scikit-learn and the runtimes load inside the functions.
 """

@@ -19,7 +19,8 @@ def _conv(cin: int, cout: int) -> list[nn.Module]:
 
 
 class CRNN(nn.Module):
-    def __init__(self, num_classes: int, height: int = 32, width: int = 32, hidden: int = 128, dropout: float = 0.1):
+    def __init__(self, num_classes: int, height: int = 32, width: int = 32, hidden: int = 128, layers: int = 1,
+                 dropout: float = 0.1):
         super().__init__()
         if height % 8:
             raise ValueError(f"CRNN height must be a multiple of 8, got {height}")
@@ -31,7 +32,8 @@ class CRNN(nn.Module):
             *_conv(4 * w, 6 * w),  # (B, 6w, H/8, W/4)
         )
         self.squash = nn.Linear(6 * w * (height // 8), 2 * hidden)  # each column's features -> one vector
-        self.rnn = nn.LSTM(2 * hidden, hidden, batch_first=True, bidirectional=True)
+        self.rnn = nn.LSTM(2 * hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                           dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

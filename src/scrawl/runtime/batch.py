@@ -167,7 +167,9 @@ class FramePool:
                 future.cancel()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # wait=True: with wait=False the executor's manager thread may close its wake-up pipe while
+        # Python's exit hook still writes to it ("OSError: Bad file descriptor" on stderr, seen under load)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> FramePool:
         return self

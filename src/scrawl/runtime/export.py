@@ -6,17 +6,23 @@ An export is checked before anything is written: ONNX Runtime must give the same
 in batches of other sizes than the one the export traced. Both files are written atomically, all or
 none.
 
+A line model gets a dynamic width (and time) axis; its check frames the images as lines (`frame_line`),
+adds them side by side as one long line, and runs them one by one and as zero-right-padded batches.
+
 With int8, the checked float model is then quantized (scrawl.runtime.quantize) and must answer as the
 float model does on held-out images of its own dataset; the sidecar records how it was made and checked.
+int8 is refused for line models: calibration reads character images; nothing makes calibration lines yet.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -25,6 +31,8 @@ import numpy as np
 from ..errors import CheckpointError, ImageError, ScrawlError
 from ..fsutil import atomic_write_all, file_digest
 from ..vision import frame, to_input
+from ..vision.framing import MAX_LINE_WIDTH, frame_line
+from ..vision.ink import load_image
 from .card import ModelCard
 from .files import BUNDLED, DEFAULT_MODEL, resolve_model, sample_images
 from .onnx import FORMAT, FORMAT_VERSION, INPUT, make_session, sidecar_path
@@ -34,6 +42,10 @@ log = logging.getLogger(__name__)
 OPSET = 18
 PARITY_TOLERANCE = 1e-4  # max |logit difference| allowed between ONNX Runtime and PyTorch
 INT8_AGREEMENT = 0.99  # least share of held-out images on which an int8 model must answer as the float one
+# Line models go straight to the TorchScript exporter: torch 2.13's dynamo exporter cannot give their LSTM
+# a dynamic width (with Dim("width") it fails after 20-60 s of CPU; with 4 * Dim it declares a fixed time
+# axis). True: try dynamo first again (a fixed width or time axis in its result still falls back).
+DYNAMO_FOR_LINES = False
 
 
 def default_out_path(model: str | os.PathLike | None, int8: bool = False) -> Path:
@@ -63,10 +75,8 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     int8: quantize the checked float model (scrawl.quantize), calibrated on `calibration` images of the
     model's training part (its dataset, loaded from `data_dir` or downloaded), then check it on images
     of the validation part it was never trained or calibrated on: its answers must agree with the
-    float model's on at least INT8_AGREEMENT of them, or nothing is written.
+    float model's on at least INT8_AGREEMENT of them, or nothing is written. Line models: float only.
     """
-    import torch
-
     from .checkpoint import load_checkpoint
 
     source = resolve_model(model, "torch")
@@ -79,24 +89,22 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     checkpoint = load_checkpoint(source)
     net = checkpoint.build_model()
     card = checkpoint.card
-    spec, classes, task = card.frame, list(card.classes), card.task_impl
-    output = task.output_spec(len(classes))
-
-    images = _real_images(spec, [*sample_images(), *(check_images or [])])
-    with torch.inference_mode():
-        expected = net(torch.from_numpy(images)).float().numpy()
-    if list(expected.shape[1:]) != output["shape"][1:]:
-        raise CheckpointError(f"{source}: the model gives outputs of shape {list(expected.shape[1:])}, its "
-                              f"{task.name} task expects {output['shape'][1:]} for {len(classes)} classes")
-    # Traced with a batch of 2 (torch.export treats sizes 0 and 1 as special); checked with others.
-    example = np.resize(images, (2, *images.shape[1:]))
-    data = _to_onnx(net, torch.from_numpy(np.ascontiguousarray(example)), opset, output["name"])
-    diff, sizes = _parity(data, images, expected, output["name"])
+    output = card.task_impl.output_spec(len(card.classes))
+    paths = [*sample_images(), *(check_images or [])]
+    if card.frame.framing == "line":
+        if int8:
+            raise ScrawlError(f"int8 export of {source} refused: it is a line model, and int8 calibration and its "
+                              "check read character images of the model's own dataset; nothing makes calibration "
+                              "lines yet. Export the float model (without --int8); nothing written")
+        data, images, parity = _export_line(net, card, source, paths, opset, output)
+    else:
+        data, images, parity = _export_chars(net, card, source, paths, opset, output)
+    diff = parity["max_abs_diff"]
     log.info("%s: ONNX Runtime vs PyTorch on %d real images, batches of %s: max |logit diff| %.3g",
-             source, len(images), sizes, diff)
+             source, parity["images"], parity["batch_sizes"], diff)
     if not diff <= PARITY_TOLERANCE:  # also catches NaN
         raise ScrawlError(f"export of {source} refused: ONNX Runtime's logits differ from PyTorch's by up to "
-                          f"{diff:.3g} on {len(images)} real images (allowed: {PARITY_TOLERANCE:g}); nothing written")
+                          f"{diff:.3g} on {parity['images']} real images (allowed: {PARITY_TOLERANCE:g}); nothing written")
     quantization = None
     if int8:
         data, quantization = _int8(data, card, data_dir, calibration, images, output["name"])
@@ -104,7 +112,7 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
                  source, 100 * quantization["check"]["agreement"], quantization["check"]["images"])
 
     sidecar = _sidecar(card, out, data, source, opset, output)
-    sidecar["parity"] = {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, "images": len(images), "batch_sizes": sizes}
+    sidecar["parity"] = {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, **{k: v for k, v in parity.items() if k != "max_abs_diff"}}
     if quantization is not None:
         sidecar["parity"]["of"] = "the float model, before quantization"
         sidecar["quantization"] = quantization
@@ -115,8 +123,46 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     except OSError as exc:
         raise ScrawlError(f"cannot write {getattr(exc, 'filename', None) or out}: {exc.strerror or exc}") from None
     log.info("wrote %s (%d bytes) and %s", out, len(data), side)
-    return {"onnx": out, "sidecar": side, "max_abs_diff": diff, "images": len(images), "batch_sizes": sizes,
-            "bytes": len(data), "int8": quantization and quantization["check"]}
+    return {"onnx": out, "sidecar": side, "max_abs_diff": diff, "images": parity["images"],
+            "batch_sizes": parity["batch_sizes"], "bytes": len(data), "int8": quantization and quantization["check"]}
+
+
+def _export_chars(net, card: ModelCard, source: Path, paths: list, opset: int, output: dict) -> tuple[bytes, np.ndarray, dict]:
+    """A character model's checked export: (ONNX bytes, the framed check images, the parity entry)."""
+    import torch
+
+    classes, task = list(card.classes), card.task_impl
+    images = _real_images(card.frame, paths)
+    with torch.inference_mode():
+        expected = net(torch.from_numpy(images)).float().numpy()
+    if list(expected.shape[1:]) != output["shape"][1:]:
+        raise CheckpointError(f"{source}: the model gives outputs of shape {list(expected.shape[1:])}, its "
+                              f"{task.name} task expects {output['shape'][1:]} for {len(classes)} classes")
+    # Traced with a batch of 2 (torch.export treats sizes 0 and 1 as special); checked with others.
+    example = np.resize(images, (2, *images.shape[1:]))
+    data = _to_onnx(net, torch.from_numpy(np.ascontiguousarray(example)), opset, output["name"])
+    diff, sizes = _parity(data, images, expected, output["name"])
+    return data, images, {"max_abs_diff": diff, "images": len(images), "batch_sizes": sizes}
+
+
+def _export_line(net, card: ModelCard, source: Path, paths: list, opset: int, output: dict) -> tuple[bytes, list, dict]:
+    """A line model's checked export: (ONNX bytes, the framed check lines, the parity entry with the widths)."""
+    import torch
+
+    lines = _real_lines(card.frame, paths)
+    with torch.inference_mode():
+        got = net(torch.from_numpy(lines[-1][None, None])).float()
+    n_out = output["shape"][-1]
+    if got.ndim != 3 or got.shape[-1] != n_out:
+        raise CheckpointError(f"{source}: the model gives outputs of shape {list(got.shape)} for one line, its "
+                              f"{card.task} task expects (1, T, {n_out}) for {len(card.classes)} classes")
+    # Traced with a batch of 2 (torch.export treats sizes 0 and 1 as special) at the widest line's width;
+    # checked at every other width, and in batches of other sizes.
+    padded = _pad_right(lines)
+    example = torch.from_numpy(np.ascontiguousarray(np.resize(padded, (2, *padded.shape[1:]))))
+    data = _to_onnx(net, example, opset, output["name"], line=True)
+    diff, sizes, widths = _line_parity(data, net, lines, output["name"])
+    return data, lines, {"max_abs_diff": diff, "images": len(lines), "batch_sizes": sizes, "widths": widths}
 
 
 def _sidecar(card: ModelCard, out: Path, data: bytes, source: Path, opset: int, output: dict) -> dict:
@@ -126,9 +172,10 @@ def _sidecar(card: ModelCard, out: Path, data: bytes, source: Path, opset: int, 
                         task=card.task, dataset=card.dataset, metrics=card.metrics, parameters=card.parameters,
                         description=card.description)
     size = card.frame.size
+    width = "W" if card.frame.framing == "line" else size  # a line model reads lines of any width
     return {"format": FORMAT, "format_version": FORMAT_VERSION,
             **{k: v for k, v in carried.to_dict().items() if k != "history"},
-            "input": {"name": INPUT, "shape": ["N", 1, size, size], "dtype": "float32", "range": [0.0, 1.0]},
+            "input": {"name": INPUT, "shape": ["N", 1, size, width], "dtype": "float32", "range": [0.0, 1.0]},
             "output": {**output, "dtype": "float32", "meaning": "logits"},
             "onnx_file": out.name, "onnx_sha256": hashlib.sha256(data).hexdigest(),
             "source": {"file": source.name, "sha256": file_sha256(source)}, "opset": opset, "versions": _versions()}
@@ -214,6 +261,32 @@ def _real_images(spec, paths: list) -> np.ndarray:
     return to_input(np.stack(framed))
 
 
+def _real_lines(spec, paths: list) -> list[np.ndarray]:
+    """Float32 (size, W) lines: each image framed as `Recognizer.read` frames a line (unusable: skipped with a
+    warning), then all side by side, framed again as one long line (so long sequences are checked too)."""
+    lines = []
+    for path in paths:
+        try:
+            lines.append(frame_line(load_image(path), spec).image)
+        except ImageError as exc:  # EmptyImageError included
+            log.warning("parity check: skipping %s: %s", path, exc)
+    if not lines:
+        raise ScrawlError("no usable image for the ONNX parity check (the bundled samples are missing?)")
+    if len(lines) > 1:
+        # Each framed line has blank margins, so side by side they read as one line with gaps.
+        long = np.concatenate(lines, axis=1)[:, : MAX_LINE_WIDTH - 2 * spec.size]
+        lines.append(frame_line(long, spec).image)
+    return lines
+
+
+def _pad_right(lines: list[np.ndarray]) -> np.ndarray:
+    """(N, 1, size, widest) float32: the lines side by side in a batch, zeros right of each line's end."""
+    out = np.zeros((len(lines), 1, lines[0].shape[0], max(x.shape[1] for x in lines)), np.float32)
+    for i, line in enumerate(lines):
+        out[i, 0, :, : line.shape[1]] = line
+    return out
+
+
 @contextlib.contextmanager
 def _quiet_exporter():
     # The exporter prints progress, logs warnings about optional packages (torchvision) and emits
@@ -231,28 +304,41 @@ def _quiet_exporter():
             logger.setLevel(level)
 
 
-def _to_onnx(net, example, opset: int, output: str) -> bytes:
-    """The serialized ONNX model, batch axis dynamic, weights inside."""
+def _to_onnx(net, example, opset: int, output: str, line: bool = False) -> bytes:
+    """The serialized ONNX model, batch axis dynamic (a line model's width, and so its output's time
+    axis, too), weights inside: from the dynamo exporter, or where it fails, the TorchScript one."""
     import torch
 
-    try:
-        with _quiet_exporter():
-            program = torch.onnx.export(
-                net, (example,), None, input_names=[INPUT], output_names=[output], opset_version=opset,
-                dynamo=True, verbose=False, dynamic_shapes=({0: torch.export.Dim("batch", max=65536)},))
-        # Serialized here, in memory: the weights stay inside the one file (export to a path would
-        # put them in a separate .onnx.data file).
-        return program.model_proto.SerializeToString()
-    except Exception as exc:  # the dynamo exporter failed on this network: the TorchScript one may not
-        log.warning("dynamo ONNX export failed (%s: %s); trying the TorchScript exporter",
-                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-    import io
-
+    if not line or DYNAMO_FOR_LINES:
+        dims = {0: torch.export.Dim("batch", max=65536)}
+        if line:
+            dims[3] = torch.export.Dim("width", min=4, max=MAX_LINE_WIDTH)
+        try:
+            with _quiet_exporter():
+                program = torch.onnx.export(
+                    net, (example,), None, input_names=[INPUT], output_names=[output], opset_version=opset,
+                    dynamo=True, verbose=False, dynamic_shapes=(dims,))
+            # Serialized here, in memory: the weights stay inside the one file (export to a path would
+            # put them in a separate .onnx.data file).
+            if not line or _width_is_dynamic(program.model_proto):
+                return program.model_proto.SerializeToString()
+            log.warning("dynamo ONNX export fixed the width or the time axis; trying the TorchScript exporter")
+        except Exception as exc:  # the dynamo exporter failed on this network: the TorchScript one may not
+            first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[:1]  # without terminal colours
+            log.warning("dynamo ONNX export failed (%s: %s); trying the TorchScript exporter",
+                        type(exc).__name__, (first or [""])[0])
     buf = io.BytesIO()
+    axes = {INPUT: {0: "N", 3: "W"}, output: {0: "N", 1: "T"}} if line else {INPUT: {0: "N"}, output: {0: "N"}}
     with _quiet_exporter():
         torch.onnx.export(net, (example,), buf, input_names=[INPUT], output_names=[output], opset_version=opset,
-                          dynamo=False, dynamic_axes={INPUT: {0: "N"}, output: {0: "N"}})
+                          dynamo=False, dynamic_axes=axes)
     return buf.getvalue()
+
+
+def _width_is_dynamic(proto) -> bool:
+    """Whether an exported line model declares its input's width and its output's time axis symbolic."""
+    dims = [list(v.type.tensor_type.shape.dim) for v in (proto.graph.input[0], proto.graph.output[0])]
+    return len(dims[0]) == 4 and len(dims[1]) == 3 and not any(d.HasField("dim_value") for d in (dims[0][3], dims[1][1]))
 
 
 def _onnx_logits(session, batch: np.ndarray, output: str) -> np.ndarray:
@@ -273,6 +359,28 @@ def _parity(data: bytes, images: np.ndarray, expected: np.ndarray, output: str) 
                               f"expected {expected[idx].shape}")
         diff = max(diff, float(np.max(np.abs(got.astype(np.float64) - expected[idx]))))
     return diff, sorted({len(b) for b in batches})
+
+
+def _line_parity(data: bytes, net, lines: list[np.ndarray], output: str) -> tuple[float, list[int], list[int]]:
+    """Max |ONNX Runtime - PyTorch| over lines one by one (each at its own width) and in zero-right-padded
+    batches of two sizes, PyTorch running the very same inputs (padding changes what a bidirectional LSTM
+    computes). Returns (max difference, batch sizes, widths)."""
+
+    import torch
+
+    session = make_session(data, threads=None, name="the exported model")
+    padded = _pad_right(lines)
+    batches = [line[None, None] for line in lines] + [padded, np.concatenate([padded, padded[:1]])]
+    diff = 0.0
+    for batch in batches:
+        with torch.inference_mode():
+            expected = net(torch.from_numpy(np.ascontiguousarray(batch))).float().numpy()
+        got = _onnx_logits(session, batch, output)
+        if got.shape != expected.shape:
+            raise ScrawlError(f"the exported model gives logits of shape {got.shape} for lines of shape "
+                              f"{batch.shape}, PyTorch {expected.shape}")
+        diff = max(diff, float(np.max(np.abs(got.astype(np.float64) - expected))))
+    return diff, sorted({len(b) for b in batches}), sorted({b.shape[3] for b in batches})
 
 
 def _versions() -> dict:

@@ -14,11 +14,12 @@ from ..errors import CheckpointError, ScrawlError
 
 # Models shipped inside the package (src/scrawl/assets), by the name users type.
 # digits-lite: fastnet, an eighth of digits' multiply-adds for a few hundredths of a point (README).
-BUNDLED = {"digits": "digits.pt", "digits-lite": "digits-lite.pt", "chars": "chars.pt"}
+BUNDLED = {"digits": "digits.pt", "digits-lite": "digits-lite.pt", "chars": "chars.pt", "line": "line.pt"}
 DEFAULT_MODEL = "digits"
 # Short human names for the bundled models, as the page's model picker shows them (a user's own model
 # file is shown by its file stem); the details (classes, network, training data) are one click away.
-BUNDLED_TITLES = {"digits": "Digits", "digits-lite": "Digits (fast)", "chars": "Letters and digits"}
+BUNDLED_TITLES = {"digits": "Digits", "digits-lite": "Digits (fast)", "chars": "Letters and digits",
+                  "line": "Words and numbers (lines)"}
 RUNTIMES = ("torch", "onnx")
 
 

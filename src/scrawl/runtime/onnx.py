@@ -6,7 +6,8 @@ An exported model is two files with the same stem, side by side (written by scra
 
     digits.onnx   the network, self-contained (weights inside): input "image" (N, 1, H, W) float32 in
                   [0, 1] (ink bright, framed as the card's frame spec says), output as the task says
-                  (classify: "logits" (N, C)); N is a dynamic batch axis
+                  (classify: "logits" (N, C); ctc: "logits" (N, T, C + 1)); N is a dynamic batch axis,
+                  and for a line model (framing "line", H = the spec's size) so are W and T
     digits.json   the sidecar: {"format": "scrawl-onnx", "format_version": 2, the model card's fields
                   (arch, model_config, classes, frame, task, dataset, parameters, description),
                   "input", "output", "onnx_file", "onnx_sha256", "source", "opset", "versions", "parity",
@@ -90,29 +91,46 @@ def check_onnx_file(path: str | os.PathLike) -> tuple[dict, bytes]:
 def load_onnx_session(path: str | os.PathLike, threads: int | None = None):
     """(ONNX Runtime session, sidecar metadata) for an exported .onnx file, checked against each other:
     the file is the one the sidecar describes (sha256), with the input and the number of outputs it
-    says. Every problem is a CheckpointError that names the file."""
+    says (a line model: any width). Every problem is a CheckpointError that names the file."""
     path = Path(path)
     meta, data = check_onnx_file(path)
     session = make_session(data, threads=threads, name=str(path))
-    size = ModelCard.from_dict(meta, str(path)).frame.size
+    card = ModelCard.from_dict(meta, str(path))
+    size, line = card.frame.size, card.frame.framing == "line"
     inputs, outputs = session.get_inputs(), session.get_outputs()
     names_in, names_out = [i.name for i in inputs], [o.name for o in outputs]
     if meta["input"]["name"] not in names_in or len(inputs) != 1:
         raise CheckpointError(f"{path}: the model takes inputs {names_in}, its metadata says {meta['input']['name']!r}")
     if meta["output"]["name"] not in names_out:
         raise CheckpointError(f"{path}: the model gives outputs {names_out}, its metadata says {meta['output']['name']!r}")
-    shape_in = list(inputs[0].shape)
-    if inputs[0].type != "tensor(float)" or len(shape_in) != 4 or shape_in[1:] != [1, size, size]:
-        raise CheckpointError(f"{path}: the model takes {inputs[0].type} of shape {shape_in}, not float "
-                              f"images (N, 1, {size}, {size})")
+    _check_input(path, inputs[0], size, line)
     out = next(o for o in outputs if o.name == meta["output"]["name"])
+    spec = card.task_impl.output_spec(len(card.classes))["shape"]  # e.g. ["N", C] or ["N", "T", C + 1]
+    if out.shape is not None and len(out.shape) != len(spec):
+        raise CheckpointError(f"{path}: the model gives outputs of shape {out.shape}, its {card.task} task "
+                              f"expects {spec}")
     n_out = out.shape[-1] if out.shape else None
     if not isinstance(n_out, int):  # a symbolic size: ask the model itself
         n_out = session.run([out.name], {inputs[0].name: np.zeros((1, 1, size, size), np.float32)})[0].shape[-1]
-    if n_out != len(meta["classes"]):
+    if n_out != spec[-1]:
+        why = "" if spec[-1] == len(card.classes) else f" (its {card.task} task expects {spec[-1]} outputs)"
         raise CheckpointError(f"{path}: the model gives {n_out} outputs but its metadata lists "
-                              f"{len(meta['classes'])} classes")
+                              f"{len(meta['classes'])} classes{why}")
     return session, meta
+
+
+def _check_input(path: Path, arg, size: int, line: bool) -> None:
+    """CheckpointError unless the model takes float images (N, 1, size, size), or for a line model
+    (N, 1, size, W) with W dynamic (ONNX Runtime shows a dynamic axis as a name or None)."""
+    shape = list(arg.shape)
+    ok = arg.type == "tensor(float)" and len(shape) == 4 and shape[1:3] == [1, size]
+    if ok and (not isinstance(shape[3], int) if line else shape[3] == size):
+        return
+    if line and ok:  # a line exported with a fixed width could read no other line
+        raise CheckpointError(f"{path}: a line model must take lines of any width, this one takes only width "
+                              f"{shape[3]} (shape {shape}); export it again with `scrawl export`")
+    want = f"(N, 1, {size}, W) of any width W" if line else f"(N, 1, {size}, {size})"
+    raise CheckpointError(f"{path}: the model takes {arg.type} of shape {shape}, not float images {want}")
 
 
 def make_session(data: bytes, threads: int | None, name: str):

@@ -100,6 +100,18 @@ class Recognizer:
         """Read one image (a path, bytes, PIL image or array); `charset` restricts the answer."""
         return self.predict_framed(self.frame(image)[None], top_k, charset)[0]
 
+    def read(self, image, top_k: int = TOP_K, charset: str | None = None, lexicon=None):
+        """Read every line of handwriting in `image` with a line model: a scrawl.runtime.reader.Reading
+        (text, and per line the text, confidence, character boxes and n-best alternatives). `lexicon`:
+        a scrawl.tasks.lexicon.Lexicon (word prior) or None.
+
+        >>> Recognizer("line").read("note.png").text
+        'call me at 555-0100'
+        """
+        from .reader import read_image
+
+        return read_image(self, image, top_k=top_k, charset=charset, lexicon=lexicon)
+
     def predict_framed(self, framed: np.ndarray, top_k: int = TOP_K, charset: str | None = None) -> list[Prediction]:
         """Predictions for already framed images (N, 28, 28), in one batch."""
         allowed = charset_indices(self.classes, charset)

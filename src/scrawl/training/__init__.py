@@ -6,6 +6,8 @@ the processes train one model together with DistributedDataParallel.
     config.py         TrainConfig (every setting of a run) and the named RECIPES
     loop.py           train(): prepare, resume, then train_one_epoch / validate / checkpoints per epoch
     data.py           the run's images in memory (TrainingData), framed like the main dataset
+    lines.py          a line model's data (LineTrainingData): UNIPEN words rendered from their strokes
+                      and synthetic number lines, variable width, batched by similar width
     optim.py          the optimizer, the step plan and the learning-rate schedule
     checkpointing.py  RunState, best.pt / last.pt with the run's model card, resuming
     distributed.py    devices, precision, the torchrun process group and its agreement before training

@@ -31,15 +31,29 @@ class AugmentConfig:
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly transform a batch (B, 1, H, W) of float images in [0, 1]; returns the same shape."""
-    b, _, h, w = x.shape
-    dev = x.device
+    """Randomly transform a batch (B, 1, H, W) of float images in [0, 1]; returns the same shape.
+    With every geometric setting 0 (line models: their renders already vary the geometry), only the
+    pen and the blur change."""
+    b, dev = x.shape[0], x.device
 
     def rand(*shape):  # uniform in [-1, 1)
         return torch.rand(*shape, generator=generator, device=dev) * 2 - 1
 
     x = _stroke(x, cfg.stroke, generator)
+    if cfg.rotate or cfg.scale or cfg.aspect or cfg.shear or cfg.translate or cfg.elastic:
+        x = _warp(x, cfg, rand)
+    if cfg.blur > 0:
+        blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1)), 3, stride=1) * 0.5 + x * 0.5
+        pick = (torch.rand(b, 1, 1, 1, generator=generator, device=dev) < cfg.blur).to(x.dtype)
+        x = pick * blurred + (1 - pick) * x
+        x = x / x.amax(dim=(2, 3), keepdim=True).clamp_min(1e-3) * pick + x * (1 - pick)
+    return x.clamp_(0, 1)
 
+
+def _warp(x: torch.Tensor, cfg: AugmentConfig, rand) -> torch.Tensor:
+    """The random affine (and elastic) part: one affine_grid + grid_sample for the whole batch."""
+    b, _, h, w = x.shape
+    dev = x.device
     angle = rand(b) * math.radians(cfg.rotate)
     scale = 1 + rand(b) * cfg.scale
     aspect = 1 + rand(b) * cfg.aspect
@@ -61,14 +75,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         coarse = rand(b, 2, 4, 4) * (cfg.elastic * 2 / w)
         field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)  # (B, 2, H, W)
         grid = grid + field.permute(0, 2, 3, 1)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    if cfg.blur > 0:
-        blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1)), 3, stride=1) * 0.5 + x * 0.5
-        pick = (torch.rand(b, 1, 1, 1, generator=generator, device=dev) < cfg.blur).to(x.dtype)
-        x = pick * blurred + (1 - pick) * x
-        x = x / x.amax(dim=(2, 3), keepdim=True).clamp_min(1e-3) * pick + x * (1 - pick)
-    return x.clamp_(0, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _stroke(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:

@@ -36,6 +36,9 @@ class TrainConfig:
     # More datasets' train splits, framed like this model's data (scrawl.vision) and added to the
     # training part only (never to validation).
     extra_train: list = field(default_factory=list)
+    # Line models (task "ctc"): how the line images are made, see scrawl.training.lines.LineDataConfig
+    # (None: its defaults).
+    lines: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,7 +49,8 @@ class TrainConfig:
                                ("epochs", self.epochs > 0, "a positive number"),
                                ("batch_size", self.batch_size >= 1, "at least 1"),
                                ("lr", self.lr > 0, "positive"), ("limit", self.limit >= 0, "0 (all) or more"),
-                               ("augment_until", 0 <= self.augment_until <= 1, "between 0 and 1")):
+                               ("augment_until", 0 <= self.augment_until <= 1, "between 0 and 1"),
+                               ("lines", self.lines is None or isinstance(self.lines, dict), "a mapping")):
             if not ok:
                 raise ScrawlError(f"{name} must be {need}, not {getattr(self, name)}")
 
@@ -75,6 +79,17 @@ RECIPES: dict[str, TrainConfig] = {
     # The bundled 62-class character model: EMNIST ByClass's test half, re-split (see scrawl.data).
     "chars": TrainConfig(dataset="emnist-byclass-testhalf", epochs=20,
                          augment=AugmentConfig(rotate=10.0, scale=0.1, shear=0.2, translate=2.0, stroke=0.2).to_dict()),
+    # The bundled line model (issue 13): a CRNN read with CTC, trained on real UNIPEN words and texts
+    # rendered from their pen strokes (two looks each), lines of 2-6 words of one writer, and synthetic
+    # number lines made of MNIST training digits (scrawl.training.lines). Only the pen width and blur are
+    # augmented per batch: the renders already vary slant, size, pen and paper. 4 passes: about an hour
+    # on one core of this 2-core machine.
+    "line": TrainConfig(dataset="unipen-words", task="ctc", model="crnn",
+                        model_config={"width": 24, "hidden": 128, "layers": 2}, epochs=4, batch_size=64, lr=2e-3,
+                        warmup=0.05, weight_decay=1e-4, label_smoothing=0.0, val_fraction=0.1,
+                        augment=AugmentConfig(rotate=0.0, scale=0.0, aspect=0.0, shear=0.0, translate=0.0,
+                                              stroke=0.3, blur=0.15).to_dict(), augment_until=0.9,
+                        lines={}),
     "keras": TrainConfig(model="baseline", epochs=10, optimizer="adam", lr=1e-3, schedule="constant",
                          weight_decay=0.0, label_smoothing=0.0, augment=None),
 }

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..errors import ScrawlError
-from ..vision import FrameSpec
+from ..vision import FrameSpec, to_input
 from .config import TrainConfig
 
 
@@ -32,15 +32,45 @@ class TrainingData:
                        x_val=self.x_val[rank::world].contiguous().to(device),
                        y_val=self.y_val[rank::world].contiguous().to(device))
 
+    # The interface the loop uses (LineTrainingData, scrawl.training.lines, has the same).
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.x_val)
+
+    def epoch_order(self, order: torch.Tensor, batch_size: int, epoch: int, seed: int) -> torch.Tensor:
+        return order  # every image has the same size: any order batches as well as any other
+
+    def train_batch(self, idx: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (B, 1, H, W) float in [0, 1], labels) of training images `idx`, on the data's device."""
+        return to_input(self.x_train[idx]), self.y_train[idx]
+
+    def val_batches(self, batch_size: int = 1000):
+        """The validation images in batches: (images (B, 1, H, W) float, labels) pairs."""
+        for i in range(0, len(self.x_val), batch_size):
+            yield to_input(self.x_val[i : i + batch_size]), self.y_val[i : i + batch_size]
+
     def describe(self, cfg: TrainConfig) -> dict:
         """The model card's `dataset` entry (call it before sharding: it counts all validation images)."""
         return {"name": cfg.dataset, "train_images": len(self.x_train), "val_images": len(self.x_val),
                 "extra_train": dict(self.extra_counts), "val_fraction": cfg.val_fraction, "split_seed": cfg.seed}
 
 
-def load_training_data(cfg: TrainConfig, data_dir, progress: bool) -> TrainingData:
-    """The training and validation tensors of `cfg` (on the CPU), split by `cfg.seed`."""
-    from ..data import framing_of, load_dataset, split_train_val
+def load_training_data(cfg: TrainConfig, data_dir, progress: bool):
+    """The training and validation data of `cfg` (on the CPU), split by `cfg.seed`: TrainingData, or
+    for a line model (task "ctc") LineTrainingData."""
+    from ..data import dataset_info, framing_of, load_dataset, split_train_val
+
+    if cfg.task == "ctc" or dataset_info(cfg.dataset).kind == "lines":
+        if cfg.task != "ctc" or dataset_info(cfg.dataset).kind != "lines":
+            raise ScrawlError(f"task {cfg.task!r} cannot train on {cfg.dataset}: line models (task ctc) train on "
+                              "line datasets (unipen-words), character models (classify) on character datasets")
+        from .lines import load_line_training_data
+
+        return load_line_training_data(cfg, data_dir, progress)
 
     data = load_dataset(cfg.dataset, "train", data_dir, progress=progress)
     train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)

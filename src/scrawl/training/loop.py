@@ -78,7 +78,7 @@ def _train(cfg: TrainConfig, out_dir: Path, group: Group, device: torch.device, 
     start = _prepare(cfg, out_dir, group, device, data_dir=data_dir, resume=resume, progress=progress,
                      threads=threads)
     cfg, saved, task = start.cfg, start.saved, get_task(start.cfg.task)
-    plan = StepPlan.of(cfg, len(start.data.x_train), group.world)
+    plan = StepPlan.of(cfg, start.data.n_train, group.world)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -151,7 +151,7 @@ def _prepare(cfg: TrainConfig, out_dir: Path, group: Group, device: torch.device
         group.barrier()
     position = None if saved is None else [saved.training_state["epoch"], saved.training_state["step"]]
     fingerprint = None if failure else {
-        "train_config": cfg.to_dict(), "train_images": len(data.x_train), "val_images": len(data.x_val),
+        "train_config": cfg.to_dict(), "train_images": data.n_train, "val_images": data.n_val,
         "resume_at": position, "device": device.type}
     agree(group, failure, fingerprint)
     return _Start(cfg, saved, data, use_bf16, augment)
@@ -179,14 +179,14 @@ def train_one_epoch(run: Run, state: RunState, stop: "_StopFlag", checkpoints: C
     cfg, plan, group, epoch = run.cfg, run.plan, run.group, state.epoch
     first, end = state.step, plan.epoch_end(epoch)
     order = torch.randperm(plan.images, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-    order = order.to(run.device)
+    order = run.data.epoch_order(order, plan.batch_size, epoch, cfg.seed).to(run.device)
     run.model.train()
     t0 = time.perf_counter()
     bar = tqdm(total=end, initial=first, desc=f"epoch {epoch + 1}/{plan.epochs}", disable=not run.show,
                leave=True, dynamic_ncols=True, unit="batch")
     for step in range(first, end):
         idx = plan.batch(order, step, group.rank, group.world)
-        state.score.add(train_step(run, idx, epoch * plan.steps_per_epoch + step))
+        state.score.add(train_step(run, idx, epoch, epoch * plan.steps_per_epoch + step))
         state.step = step + 1
         bar.update(1)
         if run.show and (step % 10 == 0 or step == end - 1):
@@ -204,10 +204,10 @@ def train_one_epoch(run: Run, state: RunState, stop: "_StopFlag", checkpoints: C
     return end - first, time.perf_counter() - t0
 
 
-def train_step(run: Run, idx: torch.Tensor, global_step: int) -> BatchScore:
+def train_step(run: Run, idx: torch.Tensor, epoch: int, global_step: int) -> BatchScore:
     """One optimizer step on the images `idx` (this process's share of the batch); its running figures."""
-    x = to_input(run.data.x_train[idx])
-    targets = run.task.collate(run.data.y_train[idx])
+    x, y = run.data.train_batch(idx, epoch)
+    targets = run.task.collate(y)
     if run.augment is not None and global_step < run.plan.augmented_steps:
         x = augment_batch(x, run.augment, run.aug_gen)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -258,8 +258,9 @@ def validate(run: Run) -> BatchScore:
     """Validation loss and accuracy over every process's share (rank 0's batch-norm statistics on all),
     computed by the task in float32."""
     run.group.broadcast_buffers(run.model)
-    x, y = run.data.x_val, run.data.y_val
-    mine = run.task.validate(predict_logits(run.model, x), run.task.collate(y)) if len(y) else BatchScore()
+    mine = BatchScore()
+    for x, y in run.data.val_batches():
+        mine.add(run.task.validate(predict_logits(run.model, x), run.task.collate(y)))
     return BatchScore.from_list(run.group.sum(mine.as_list()))
 
 

@@ -13,6 +13,9 @@ MNIST digit all reach the model through the same steps: `ink.load_image` makes t
   square keeping the aspect ratio, pad by 2 pixels, downsample to 28x28 with bicubic interpolation,
   scale intensities to the full range. Output is upright (EMNIST's files store images transposed;
   that is the dataset loader's business, not this module's).
+- "line": a line of handwriting for a line model (CNN + CTC): the ink's box scaled to `box` px high
+  (aspect kept) in a `size`-px-high image of any width, centred, with LINE_MARGIN blank columns each
+  side: how scrawl.data.strokes renders the training lines (their ink spans 65-95% of the height).
 
 Both framings thicken strokes that would come out far thinner than the training set's (a thin pen on
 a big canvas), because a hair-thin digit is out of distribution for every model trained on MNIST.
@@ -34,9 +37,9 @@ from PIL import Image
 from ..errors import EmptyImageError, ImageError
 from .ink import InkBox, load_ink
 
-__all__ = ["FRAMINGS", "FrameSpec", "frame", "frame_batch", "to_input"]
+__all__ = ["FRAMINGS", "FrameSpec", "LineFrame", "frame", "frame_batch", "frame_line", "line_spec", "to_input"]
 
-FRAMINGS = ("mnist", "emnist")
+FRAMINGS = ("mnist", "emnist", "line")
 
 
 # A pixel with ink > INK_LEVEL is "core" ink: used for components, emptiness and stroke width.
@@ -83,15 +86,28 @@ EMNIST_SIGMA = 1.0
 EMNIST_PAD = 2
 # The ROI after the blur = pixels above this level (drops the far Gaussian tails).
 EMNIST_ROI_LEVEL = 0.05
+# Line framing: the ink's box spans LINE_FILL of the height (the middle of the training renders' 0.65-0.95),
+# LINE_MARGIN * height blank columns each side (render_strokes' margin). A line keeps components down to
+# LINE_SPECK_REL of its largest (a period or an i's dot beside a long cursive word is 0.5-2% of it).
+LINE_FILL = 0.8
+LINE_MARGIN = 0.1
+# Lines are widened by this factor (the height kept): a long line of handwriting at 32 px has about 7 px
+# per character, under 2 of the CRNN's 4-px frames, too few for CTC to separate them reliably; 1.25 gives
+# 2+ frames. The training lines are widened the same way (scrawl.training.lines).
+LINE_STRETCH = 1.25
+LINE_SPECK_REL = 0.004
+# A framed line is at most this wide (px at the model's height): 4,096 px at 32 px high is about 150
+# handwritten characters, far more than a line of a page holds. Wider: an error that says so.
+MAX_LINE_WIDTH = 4096
 
 
 @dataclass(frozen=True)
 class FrameSpec:
     """How ink is laid out in the model's input; stored inside checkpoints (to_dict / from_dict)."""
 
-    framing: str = "mnist"  # "mnist" (box + centre of mass) or "emnist" (blur, box-centred, 2 px pad)
-    size: int = 28  # output side in pixels
-    box: int = 20  # mnist framing: ink fitted into box x box, keeping the aspect ratio (LeCun: 20)
+    framing: str = "mnist"  # "mnist" (box + centre of mass), "emnist" (blur, box-centred, 2 px pad) or "line"
+    size: int = 28  # output side in pixels (line: the height; the width follows the ink)
+    box: int = 20  # mnist: ink fitted into box x box, keeping the aspect ratio (LeCun: 20); line: the ink's height
 
     def __post_init__(self):
         if self.framing not in FRAMINGS:
@@ -120,8 +136,14 @@ class FrameSpec:
         return cls(**d)
 
 
+def line_spec(height: int = 32) -> FrameSpec:
+    """The line framing for a model `height` px high."""
+    return FrameSpec(framing="line", size=height, box=int(round(LINE_FILL * height)))
+
+
 def frame(image, spec: FrameSpec = FrameSpec()) -> np.ndarray:
-    """Any image load_image accepts (or an ink map) -> float32 (spec.size, spec.size), ink bright.
+    """Any image load_image accepts (or an ink map) -> float32 (spec.size, spec.size), ink bright; for a
+    line spec (spec.size, W) with W following the ink's aspect ratio.
 
     Always re-frames, even a 28x28 input, so foreign framings are normalised.
     Raises EmptyImageError when there is no ink, ImageError when the image cannot be read.
@@ -147,6 +169,8 @@ def frame_batch(images, spec: FrameSpec = FrameSpec()) -> np.ndarray:
         scale = np.float32(1)
     else:
         raise ImageError(f"frame_batch: unsupported dtype {a.dtype} (use uint8 or float in [0, 1])")
+    if spec.framing == "line":
+        raise ImageError("frame_batch frames single characters; frame lines one at a time with frame()")
     out = np.zeros((a.shape[0], spec.size, spec.size), np.float32)
     for i in range(a.shape[0]):
         try:
@@ -187,19 +211,48 @@ def to_input(images):
     raise ValueError(f"expected uint8 images or float images in [0, 1], got dtype {x.dtype} (shape {shape})")
 
 
+@dataclass
+class LineFrame:
+    """A framed line and where it came from: input column x is framed column (x - x0) * scale + margin."""
+
+    image: np.ndarray  # float32 (size, W), ink bright
+    x0: int  # the ink's left edge in the input
+    y0: int  # the ink's top edge in the input
+    scale: float  # framed columns per input column (LINE_STRETCH included)
+    margin: int  # blank framed columns left of the ink
+
+
+def frame_line(ink: np.ndarray, spec: FrameSpec, full_shape: tuple | None = None) -> LineFrame:
+    """An ink map of one line (float, ink bright) -> LineFrame for a line spec; EmptyImageError without ink
+    (or only specks, judged against `full_shape`: the whole image's (H, W) the line was cut from),
+    ImageError for a line too long to read in one piece."""
+    if spec.framing != "line":
+        raise ValueError(f"frame_line needs a line spec, got {spec.framing!r}")
+    origin = [0, 0]
+    crop = _clean_crop(np.asarray(ink, np.float32), full_shape or np.shape(ink), LINE_SPECK_REL, origin)
+    image = _frame_line(crop, spec)
+    return LineFrame(image, origin[0], origin[1], spec.box / crop.shape[0] * LINE_STRETCH,
+                     int(round(LINE_MARGIN * spec.size)))
+
+
 def _frame_ink(ink: "np.ndarray | InkBox", spec: FrameSpec) -> np.ndarray:
-    crop = _clean_crop(ink.roi, ink.shape) if isinstance(ink, InkBox) else _clean_crop(ink, ink.shape)
+    speck = LINE_SPECK_REL if spec.framing == "line" else SPECK_REL
+    crop = (_clean_crop(ink.roi, ink.shape, speck) if isinstance(ink, InkBox) else _clean_crop(ink, ink.shape, speck))
+    if spec.framing == "line":
+        return _frame_line(crop, spec)
     if spec.framing == "mnist":
         return _frame_mnist(crop, spec)
     return _frame_emnist(crop, spec)
 
 
-def _clean_crop(ink: np.ndarray, full_shape: tuple) -> np.ndarray:
+def _clean_crop(ink: np.ndarray, full_shape: tuple, speck_rel: float = SPECK_REL, origin: list | None = None) -> np.ndarray:
     """Drop specks and faint stray ink, refuse empty images, crop to the ink's bounding box.
-    ink: the ink map, or the part of it outside which it is 0; full_shape: the whole map's (H, W)."""
+    ink: the ink map, or the part of it outside which it is 0; full_shape: the whole map's (H, W).
+    origin: if given, receives the crop's top-left corner (x, y) in `ink`."""
     # Work inside the bounding box of all ink, widened by the halo: nothing outside it can change the
     # result, and a drawing usually covers a small part of its canvas.
     bx, by, bw, bh = cv2.boundingRect((ink > 0).astype(np.uint8))
+    x0 = y0 = 0
     if bw and bh:
         x0, y0 = max(0, bx - HALO - 1), max(0, by - HALO - 1)
         ink = ink[y0 : by + bh + HALO + 1, x0 : bx + bw + HALO + 1]
@@ -208,7 +261,7 @@ def _clean_crop(ink: np.ndarray, full_shape: tuple) -> np.ndarray:
     if n <= 1:
         raise EmptyImageError("no ink found: the image is blank (nothing stands out from the background)")
     areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = areas >= SPECK_REL * areas.max()
+    keep = areas >= speck_rel * areas.max()
     total = int(areas[keep].sum())
     extent = int(np.max(stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]][keep]))
     if total < MIN_INK_PIXELS or extent < max(2, MIN_INK_EXTENT * min(full_shape)):
@@ -221,8 +274,33 @@ def _clean_crop(ink: np.ndarray, full_shape: tuple) -> np.ndarray:
     near = cv2.dilate(core, np.ones((2 * HALO + 1, 2 * HALO + 1), np.uint8))
     x, y, w, h = cv2.boundingRect(near)
     crop = ink[y : y + h, x : x + w] * near[y : y + h, x : x + w]
+    x0, y0 = x0 + x, y0 + y
     x, y, w, h = cv2.boundingRect((crop > BBOX_LEVEL).astype(np.uint8))
+    if origin is not None:
+        origin[:] = [x0 + x, y0 + y]
     return np.ascontiguousarray(crop[y : y + h, x : x + w], dtype=np.float32)
+
+
+def _frame_line(crop: np.ndarray, spec: FrameSpec) -> np.ndarray:
+    """A cropped line -> (size, W) float32: ink `box` px high, centred, LINE_MARGIN each side, the
+    brightest ink at 1 (a faint pencil line reads like the rendered training lines)."""
+    h, w = crop.shape
+    s = spec.box / h
+    nw = max(1, int(round(w * s * LINE_STRETCH)))
+    out_w = nw + 2 * int(round(LINE_MARGIN * spec.size))
+    if out_w > MAX_LINE_WIDTH:
+        raise ImageError(f"the line is too long to read in one piece: {w}x{h} px of ink would be {out_w} px wide "
+                         f"at the model's height (at most {MAX_LINE_WIDTH}: about {MAX_LINE_WIDTH // spec.size} "
+                         "times as wide as high); split it into shorter lines")
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    line = np.clip(cv2.resize(crop, (nw, spec.box), interpolation=interp), 0, 1)
+    top = float(line.max())
+    if 0 < top < 1:
+        line /= top
+    out = np.zeros((spec.size, out_w), np.float32)
+    y0, x0 = (spec.size - spec.box) // 2, int(round(LINE_MARGIN * spec.size))
+    out[y0 : y0 + spec.box, x0 : x0 + nw] = line
+    return out
 
 
 def _stroke_width(ink: np.ndarray) -> float:

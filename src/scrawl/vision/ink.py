@@ -3,8 +3,9 @@
 `load_image(source)` is stage one of the path every image in Scrawl takes (stage two, laying the ink
 out like a training set, is `framing.frame`). It decodes PNG, JPEG, BMP, GIF, TIFF, WebP, arrays and PIL
 images, applies EXIF orientation and refuses decompression bombs (MAX_PIXELS) before decoding. Then:
-polarity is resolved (transparent canvas -> alpha is the ink; light paper -> inverted), uneven lighting
-is divided out, contrast is stretched so the ink is 1, and faint noise is cut.
+polarity is resolved (transparent canvas -> alpha is the ink; otherwise `lighting.flatten` tells the
+ink's side and divides out uneven lighting and shadows), contrast is stretched so the ink is 1, and
+faint noise is cut.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
+from .lighting import CROPPED_CONTRAST, FLATTEN_MIN_SIDE, flatten  # noqa: F401 (FLATTEN_MIN_SIDE: re-export)
+from .lighting import hist as _hist, hist_percentile as _hist_percentile, otsu as _otsu, u8 as _u8
 
 __all__ = ["MAX_PIXELS", "load_image"]  # InkBox and load_ink are for framing.frame
 
@@ -26,19 +29,6 @@ __all__ = ["MAX_PIXELS", "load_image"]  # InkBox and load_ink are for framing.fr
 # float32 working copies (160 MB each). PIL's own limit (89 Mpx warning, 179 Mpx error) is also caught.
 MAX_PIXELS: int = 40_000_000
 
-# Images smaller than this are taken to have a flat background (no lighting correction): MNIST-size
-# inputs are digital, and a 1/3-image kernel on them would be no wider than a stroke.
-FLATTEN_MIN_SIDE = 64
-# The lighting estimate is computed on a copy whose longer side is this many pixels: shadows and
-# vignetting are smooth, so this is plenty, and it keeps the cost flat for 40 Mpx photos.
-BG_SIDE = 128
-# Closing (dark ink) / opening (light ink) kernel = this fraction of the longer side. Strokes narrower
-# than it vanish from the estimate; shadows and vignetting vary on larger scales. A stroke wider than a
-# third of the picture is not expected (and BG_MIN_REL limits the damage if it happens).
-BG_KERNEL_FRAC = 1 / 3
-# If a stroke is wider than the kernel it leaks into the estimate; clamp the paper estimate to at least
-# this fraction of the median paper level so such ink still reads as ink (shadows rarely go deeper).
-BG_MIN_REL = 0.6
 # "Ink level" = this percentile of the pixels above Otsu's threshold: the stroke core, not its
 # anti-aliased edges and not a single glare/hot pixel.
 INK_PERCENTILE = 90
@@ -57,6 +47,12 @@ FLOAT_DUST = 1 / 512
 # transparent margins or a few transparent pixels: composite onto the dominant opaque colour and read
 # the luminance. Otherwise it is a canvas drawing (strokes rarely cover half a canvas): alpha is the ink.
 OPAQUE_SHEET_FRAC = 0.5
+# When the ink is at least MUCH_INK of a map that may be a character cropped to its box (blurred: much
+# of it is ink or its rim), the map's median and MAD may be the ink's: the background class's median
+# and the noise from Immerkaer's mask are taken instead, if the ink stands at least
+# lighting.CROPPED_CONTRAST above that median and they cut less.
+MUCH_INK = 0.15
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
 def load_image(source) -> np.ndarray:
@@ -275,118 +271,54 @@ def _ink_from_channels(gray, alpha: np.ndarray | None) -> np.ndarray:
     return _normalise(alpha)
 
 
-def _u8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def _hist_percentile(hist: np.ndarray, q: float) -> float:
-    """q-th percentile (0..100) of uint8 data given its 256-bin histogram, in [0, 1] units."""
-    c = np.cumsum(hist)
-    return float(np.searchsorted(c, q / 100 * c[-1])) / 255
-
-
-def _hist(x8: np.ndarray) -> np.ndarray:
-    return cv2.calcHist([x8], [0], None, [256], [0, 256]).ravel()
-
-
-def _otsu(hist: np.ndarray) -> int:
-    """Otsu's threshold from a 256-bin histogram: OpenCV's THRESH_OTSU computed on the histogram we
-    already have (cv2.threshold would histogram the image again). Same rule as OpenCV's
-    getThreshVal_Otsu_8u: the first level with the largest between-class variance, skipping levels
-    where either class is (nearly) empty."""
-    p = hist.astype(np.float64) / max(float(hist.sum()), 1.0)
-    levels = np.arange(256, dtype=np.float64)
-    q1 = np.cumsum(p)
-    q2 = 1.0 - q1
-    mu = float(p @ levels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu1 = np.cumsum(p * levels) / q1
-        mu2 = (mu - q1 * mu1) / q2
-        sigma = q1 * q2 * (mu1 - mu2) ** 2
-    eps = np.finfo(np.float32).eps
-    valid = (np.minimum(q1, q2) >= eps) & (np.maximum(q1, q2) <= 1 - eps)
-    sigma = np.where(valid, sigma, 0.0)
-    return int(np.argmax(sigma)) if sigma.max() > 0 else 0
-
-
 def _ink_from_gray(g: np.ndarray) -> np.ndarray:
     """Grayscale in [0, 1], either polarity -> ink map (ink bright)."""
-    hist = _hist(_u8(g))
-    levels = np.arange(256) / 255
-    present = np.flatnonzero(hist)
-    lo, hi = levels[present[0]], levels[present[-1]]
-    if hi - lo < 2 / 255:  # flat image
-        return np.zeros_like(g)
-    med = _hist_percentile(hist, 50)
-    # Polarity: the ink is on the side of the background level with more deviation mass; noise is
-    # symmetric and cancels, sparse ink (a thin line, 0.1% of a canvas) still counts. The background
-    # level is a large median filter, so a lighting gradient across a photo doesn't outweigh the ink.
-    residual = g - _local_median(g, med)
-    dark_mass = float(np.maximum(-residual, 0).sum())
-    light_mass = float(np.maximum(residual, 0).sum())
-    if dark_mass > light_mass:  # background is the light side: dark ink on paper
-        bg = _background(g, med, light=True)
-        x = 1 - g / np.maximum(bg, max(BG_MIN_REL * med, 1 / 255))  # divide out the lighting
-    else:  # dark background, bright ink (MNIST style, chalk, screens)
-        bg = _background(g, med, light=False)
-        x = g - np.minimum(bg, med + 0.25 * (hi - med))
-    return _normalise(np.clip(x, 0, 1).astype(np.float32))
+    x, cropped = flatten(g)
+    return _normalise(x, _noise_sigma(x) if cropped else None)
 
 
-def _local_median(g: np.ndarray, med: float):
-    """Polarity-agnostic background level: a median filter a third of the image wide (at 128 px)."""
-    h, w = g.shape
-    if min(h, w) < FLATTEN_MIN_SIDE:
-        return np.float32(med)
-    s = BG_SIDE / max(h, w)
-    small = cv2.resize(_u8(g), (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    k = max(3, int(BG_KERNEL_FRAC * BG_SIDE) | 1)
-    small = cv2.medianBlur(small, k)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
-
-
-def _background(g: np.ndarray, med: float, light: bool):
-    """Large-scale background (paper + lighting) without the ink; a scalar for small images."""
-    h, w = g.shape
-    if min(h, w) < FLATTEN_MIN_SIDE:
-        return np.float32(med)
-    s = BG_SIDE / max(h, w)
-    small = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    k = max(3, int(BG_KERNEL_FRAC * BG_SIDE) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE if light else cv2.MORPH_OPEN, kernel)
-    small = cv2.GaussianBlur(small, (0, 0), k / 4)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    """Background ~0, ink > 0 -> ink level mapped to 1, faint noise cut to 0 (soft threshold)."""
+def _normalise(x: np.ndarray, noise: float | None = None) -> np.ndarray:
+    """Background ~0, ink > 0 -> ink level mapped to 1, faint noise cut to 0 (soft threshold). noise: the
+    noise sigma, given when x may be a character cropped to its box (lighting.flatten says)."""
     # Only the bounding box of x > 0 is converted and mapped: outside it every pixel is in bin 0 and
     # maps to 0 (floor > 0), and a drawing usually covers a small part of its canvas.
     bx, by, bw, bh = cv2.boundingRect((x > 0).astype(np.uint8))
     out = np.zeros(x.shape, np.float32)
     if bw and bh:
-        out[by : by + bh, bx : bx + bw] = _normalise_roi(x[by : by + bh, bx : bx + bw], x.size)
+        out[by : by + bh, bx : bx + bw] = _normalise_roi(x[by : by + bh, bx : bx + bw], x.size, noise)
     return out
 
 
-def _normalise_roi(roi: np.ndarray, size: int) -> np.ndarray:
+def _normalise_roi(roi: np.ndarray, size: int, noise: float | None = None) -> np.ndarray:
     """_normalise inside the box of a map of `size` pixels that are 0 outside it."""
     hist = _hist(_u8(roi))
     hist[0] += size - roi.size
-    med = _hist_percentile(hist, 50)
-    dev = np.abs(np.arange(256) / 255 - med)  # MAD from the histogram
-    order = np.argsort(dev, kind="stable")
-    c = np.cumsum(hist[order])
-    sigma = 1.4826 * float(dev[order][np.searchsorted(c, 0.5 * c[-1])])
     otsu = _otsu(hist)
     above = hist.copy()
     above[: int(otsu) + 1] = 0
     if above.sum() == 0:
         return np.zeros_like(roi)
-    level = _hist_percentile(above, INK_PERCENTILE)
+    med = _hist_percentile(hist, 50)  # the background's level and noise: median and MAD of the map
+    dev = np.abs(np.arange(256) / 255 - med)  # MAD from the histogram
+    order = np.argsort(dev, kind="stable")
+    c = np.cumsum(hist[order])
+    sigma = 1.4826 * float(dev[order][np.searchsorted(c, 0.5 * c[-1])])
+    level = _hist_percentile(above * np.arange(256), INK_PERCENTILE)  # by contrast: faint rules are not the ink
+    if noise is not None and above.sum() >= MUCH_INK * hist.sum():  # those may be the ink's and its rim's
+        med_bg = _hist_percentile(hist - above, 50)  # the background class's level
+        if level - med_bg >= CROPPED_CONTRAST and med_bg + NOISE_SIGMAS * noise < med + NOISE_SIGMAS * sigma:
+            med, sigma = med_bg, noise
     if level - med < max(MIN_CONTRAST, MIN_SNR * sigma):
         return np.zeros_like(roi)
     floor = min(0.5, max(FLOAT_DUST, (med + NOISE_SIGMAS * sigma) / level))
     y = (roi * np.float32(1 / level) - np.float32(floor)) * np.float32(1 / (1 - floor))
     return np.clip(y, 0, 1)
+
+
+def _noise_sigma(x: np.ndarray) -> float:
+    """Noise sigma of a picture with much structure: the MAD of Immerkaer's mask (J. Immerkaer, "Fast
+    noise variance estimation", CVIU 1996), which cancels flat parts, ramps and most of smooth edges."""
+    if min(x.shape) < 3:
+        return 0.0
+    r = cv2.filter2D(x, cv2.CV_32F, _IMMERKAER)[1:-1, 1:-1]
+    return 1.4826 * float(np.median(np.abs(r))) / 6  # the mask's noise gain is 6 (sqrt of 36)

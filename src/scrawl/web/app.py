@@ -12,7 +12,8 @@
   HEAD answers never have a body; its AccessLog logs one line per request (logger
   "scrawl.web.access", INFO: client, method, path, status, ms), under any server;
 - the error handlers here: every failure is a 4xx JSON {"error": "..."} that says what was wrong, and
-  the server keeps serving.
+  the server keeps serving (an image with nothing to read, on /api/read: 422 with "empty": true);
+- the limits (`limits()`): published in the API description and at GET /api/limits.
 The defaults are scrawl.settings'. `runtime="onnx"` serves exported .onnx models (scrawl export) with
 ONNX Runtime, and never imports torch.
 """
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from .. import settings
-from ..errors import ScrawlError
+from ..errors import EmptyImageError, ScrawlError
 from .deps import WorkerPool
 from .guard import AccessLog, Guard
 from .inputs import ApiError
@@ -71,15 +72,32 @@ def create_app(models: list[str] | tuple[str, ...] | None = None, *, runtime: st
         app.state.workers = WorkerPool(workers, max_queue, request_timeout)
         yield
 
-    app = FastAPI(title="Scrawl", version=_version(), description=api_description(uncertain_below),
+    app_limits = limits(max_body_bytes, max_characters, workers, max_queue, request_timeout)
+    app = FastAPI(title="Scrawl", version=_version(), description=api_description(uncertain_below, app_limits),
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
+    app.state.limits = app_limits
     app.add_middleware(Guard, max_body_bytes=max_body_bytes, csp=CSP)
     app.add_middleware(AccessLog)  # added last: outermost, so it logs the guard's refusals too
     _add_error_handlers(app)
     add_pages(app)
     app.include_router(router)
     return app
+
+
+def limits(max_body_bytes: int, max_characters: int | None, workers: int, max_queue: int,
+           request_timeout: float) -> dict:
+    """The limits a client meets (schemas.Limits), from the app's settings and the vision modules' own."""
+    from ..settings import MAX_TOP_K
+    from ..vision.framing import MAX_LINE_WIDTH
+    from ..vision.ink import MAX_PIXELS
+    from ..vision.lines import MAX_LINES
+    from ..vision.segment import MAX_CHARACTERS
+
+    return {"max_body_bytes": int(max_body_bytes), "max_pixels": MAX_PIXELS, "max_lines": MAX_LINES,
+            "max_line_width": MAX_LINE_WIDTH,
+            "max_characters": max_characters or MAX_CHARACTERS, "max_top_k": MAX_TOP_K, "workers": workers,
+            "max_queue": max(0, max_queue), "request_timeout_s": float(request_timeout)}
 
 
 def _bundled_models(runtime: str = "torch") -> list[str]:
@@ -104,6 +122,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(EmptyImageError)
+    async def nothing_to_read(request: Request, exc: EmptyImageError):
+        # Only /api/read lets this through (/api/predict answers a blank image with "empty": true).
+        message = str(exc) if str(exc).startswith("nothing") else f"nothing to read: {exc}"
+        return JSONResponse({"error": message, "empty": True}, status_code=422)
 
     @app.exception_handler(ScrawlError)
     async def scrawl_error(request: Request, exc: ScrawlError):

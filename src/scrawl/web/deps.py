@@ -1,5 +1,6 @@
-"""The API's FastAPI dependencies: the loaded Service, a recognition request's image and options, and the
-worker pool that limits how many recognitions run and wait at once.
+"""The API's FastAPI dependencies: the loaded Service, a recognition request's image and options (one for
+/api/predict, one for /api/read), and the worker pool that limits how many recognitions run and wait
+at once.
 
 The Service and the WorkerPool are made once by the app (create_app / its lifespan) and kept in
 `app.state`; these functions hand them to the routes. All are `async def`, so FastAPI calls them on the
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 from fastapi import Depends, Query, Request
 
-from .inputs import ApiError, image_and_options, pick_options
+from .inputs import ApiError, image_and_options, parse_lexicon, pick_options
 from .schemas import OPTION_DOCS
 from .service import Service
 
@@ -32,23 +33,47 @@ class Recognition:
     model: str  # a loaded model's name
     top_k: int
     charset: str | None  # None: all of the model's classes
+    lexicon: bool = False  # /api/read with a line model: re-rank the line's n-best by word frequency
 
 
 # The options in the query string: plain strings, checked by pick_options (so that a bad value gets the
 # API's own 422 message, not a generic validation error).
 TOP_K_QUERY = Query(None, description=OPTION_DOCS["top_k"])
 MODEL_QUERY = Query(None, description=OPTION_DOCS["model"])
+READ_MODEL_QUERY = Query(None, description=OPTION_DOCS["read_model"])
 CHARSET_QUERY = Query(None, description=OPTION_DOCS["charset"])
+LEXICON_QUERY = Query(None, description=OPTION_DOCS["lexicon"])
 
 
 async def recognition(request: Request, top_k: str | None = TOP_K_QUERY, model: str | None = MODEL_QUERY,
                       charset: str | None = CHARSET_QUERY,
                       service: Service = Depends(get_service)) -> Recognition:
-    """The image and the options (the body's JSON keys or form fields, else the query string's): 400 / 415
-    for a malformed body, 422 for a bad option."""
+    """/api/predict's image and options (the body's JSON keys or form fields, else the query string's):
+    400 / 415 for a malformed body, 422 for a bad option or a model that reads lines, not characters."""
     data, options = await image_and_options(request)
-    name, k, chars = pick_options(top_k, model, options, service.models, service.default, charset)
+    default = service.default_for("character")
+    if default is None:
+        raise ApiError(422, "this server has no single-character model: send the image to POST /api/read")
+    name, k, chars = pick_options(top_k, model, options, service.models, default, charset)
+    if service.kinds[name] != "character":
+        others = ", ".join(n for n, kind in service.kinds.items() if kind == "character")
+        raise ApiError(422, f"model {name!r} reads lines of handwriting, not one character: send the image to "
+                            f"POST /api/read (for /api/predict choose one of {others})")
     return Recognition(data, name, k, chars)
+
+
+async def read_recognition(request: Request, top_k: str | None = TOP_K_QUERY, model: str | None = READ_MODEL_QUERY,
+                           charset: str | None = CHARSET_QUERY, lexicon: str | None = LEXICON_QUERY,
+                           service: Service = Depends(get_service)) -> Recognition:
+    """/api/read's image and options, as for /api/predict plus `lexicon`; any loaded model (a character
+    model reads through the segmenter), by default the first line model."""
+    data, options = await image_and_options(request)
+    name, k, chars = pick_options(top_k, model, options, service.models, service.default_for("read"), charset)
+    use_lexicon = parse_lexicon(options.get("lexicon", lexicon))
+    if use_lexicon and service.kinds[name] != "line":
+        raise ApiError(422, f"lexicon works with a line model; {name!r} reads one character at a time "
+                            "(the segmenter): leave lexicon out or choose a line model")
+    return Recognition(data, name, k, chars, use_lexicon)
 
 
 class WorkerPool:

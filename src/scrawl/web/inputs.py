@@ -5,8 +5,9 @@ Three ways to send an image (all to the same endpoints):
 - multipart/form-data with the file in the field `file` (an HTML form, curl -F file=@digit.png);
 - the raw image bytes with an image/* (or application/octet-stream) Content-Type;
 - JSON {"image": "data:image/png;base64,..."} (what a browser canvas's toDataURL() gives).
-Options (`top_k`, `model`, `charset`) come from the query string, or from the JSON object / form fields
-(the body wins); their defaults and limits are scrawl.settings', the charset names scrawl.labels'.
+Options (`top_k`, `model`, `charset`, and for /api/read `lexicon`) come from the query string, or from
+the JSON object / form fields (the body wins); their defaults and limits are scrawl.settings', the
+charset names scrawl.labels'.
 Every failure is an ApiError with an HTTP status and a message saying what was wrong.
 """
 
@@ -23,7 +24,9 @@ from ..errors import ScrawlError
 from ..labels import ALL, CHARSETS, charset_indices
 from ..settings import MAX_TOP_K, TOP_K
 
-OPTIONS = ("top_k", "model", "charset")  # request options accepted in a JSON body or form fields
+OPTIONS = ("top_k", "model", "charset", "lexicon")  # request options accepted in a JSON body or form fields
+PREDICT_OPTIONS = OPTIONS[:3]  # /api/predict's (lexicon is /api/read's: a word prior for lines)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 HOW = (
     "send an image as multipart field 'file', as raw bytes with Content-Type image/png (or jpeg, webp, ...), "
     'or as JSON {"image": "data:image/png;base64,..."}'
@@ -139,6 +142,19 @@ def pick_model(name, models: dict, default: str) -> str:
     if not isinstance(name, str) or name not in models:
         raise ApiError(422, f"unknown model {name!r}: this server has {', '.join(sorted(models))}")
     return name
+
+
+def parse_lexicon(raw) -> bool:
+    """A request's lexicon flag: false when not given; true/false, 1/0, yes/no or on/off."""
+    if raw is None or raw == "":
+        return False
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ApiError(422, f"lexicon must be true or false, got {raw!r}")
 
 
 def pick_charset(charset, classes) -> str | None:

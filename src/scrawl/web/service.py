@@ -5,6 +5,11 @@ from the thread pool: torch's inference is thread-safe for a model in eval mode,
 InferenceSession.run. With runtime "onnx" nothing here imports torch. The torch models are served with
 their batch norms folded into the convolutions (Recognizer(optimize=True)); the "uncertain" threshold
 is scrawl.settings.UNCERTAIN_BELOW unless the app is given another.
+
+Two kinds of model: "character" models (task classify) read one character per image (/api/predict) and,
+through the segmenter, strings of them; "line" models (task ctc) read whole lines (/api/read only).
+/api/read uses the first line model unless told otherwise, or the default character model (segmenter)
+when the server has no line model. The word prior (a Lexicon) is loaded with the line models.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from ..errors import EmptyImageError, ScrawlError
 from ..labels import charsets_for
 from ..settings import UNCERTAIN_BELOW
+from .reading import read_lines, read_segmented
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,8 @@ class Service:
         self.uncertain_below = uncertain_below
         self.max_characters = max_characters
         self.models: dict = {}  # name -> Recognizer, filled by load()
+        self.kinds: dict[str, str] = {}  # name -> "character" or "line", filled by load()
+        self.lexicon = None  # the word prior, loaded with the first line model
 
     def load(self) -> None:
         import numpy as np
@@ -67,11 +75,34 @@ class Service:
             # optimize: torch models are served with batch norm folded into the convolutions (~1.5x
             # faster on one thread); ONNX Runtime fuses batch norms itself (graph optimizations).
             rec = Recognizer(source, runtime=self.runtime, threads=self.threads, optimize=True)
+            kind = "line" if rec.card.task == "ctc" else "character"
             # Warm-up: the first call allocates; no request should pay for it.
-            rec.predict_framed(np.zeros((1, rec.spec.size, rec.spec.size), np.float32))
+            size = rec.spec.size
+            if kind == "line":
+                rec.logits(np.zeros((1, 1, size, 8 * size), np.float32))  # a line about 8 heights long
+                self._load_lexicon()
+            else:
+                rec.predict_framed(np.zeros((1, size, size), np.float32))
             self.models[name] = rec
-            log.info("loaded model %s (%d classes, %s runtime) from %s in %.2f s", name, len(rec.classes),
+            self.kinds[name] = kind
+            log.info("loaded %s model %s (%d classes, %s runtime) from %s in %.2f s", kind, name, len(rec.classes),
                      self.runtime, rec.path, time.perf_counter() - t)
+
+    def _load_lexicon(self) -> None:
+        if self.lexicon is None:
+            from ..tasks.lexicon import Lexicon
+
+            self.lexicon = Lexicon()
+            self.lexicon.prior("warm up the word tables")  # wordfreq loads its tables on first use
+
+    def default_for(self, kind: str) -> str | None:
+        """The model used when a request names none: for "character" or "line" the first loaded model of
+        that kind (the app's default model first); for "read" the first line model, else the default
+        character model (read through the segmenter); None if there is none."""
+        if kind == "read":
+            return self.default_for("line") or self.default_for("character")
+        names = [self.default, *self.models]
+        return next((n for n in names if self.kinds.get(n) == kind), None)
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -85,18 +116,19 @@ class Service:
         pred = rec.predict_framed(framed[None], top_k=top_k, charset=charset)[0]
         return {"model": name, "empty": False, "message": None, **self._character(pred)}
 
-    def read(self, data: bytes, name: str, top_k: int, charset: str | None = None) -> dict:
-        from ..vision.segment import MAX_CHARACTERS, join_lines, read
+    def read(self, data: bytes, name: str, top_k: int, charset: str | None = None, lexicon: bool = False) -> dict:
+        """The /api/read answer (scrawl.web.reading): a line model reads lines, a character model reads
+        through the segmenter. EmptyImageError when there is nothing to read."""
+        from ..vision.segment import MAX_CHARACTERS
 
         rec = self.models[name]
-        seg, preds = read(data, rec, top_k=top_k, charset=charset,
-                          max_characters=self.max_characters or MAX_CHARACTERS)
-        characters = [{"box": list(piece.box), "line": piece.line, **self._character(pred)}
-                      for piece, pred in zip(seg.pieces, preds)]
-        lines = join_lines(seg, [pred.label for pred in preds])
-        empty = not characters
-        return {"model": name, "empty": empty, "message": f"{NOTHING}: no characters found" if empty else None,
-                "text": "\n".join(lines), "lines": seg.lines, "size": list(seg.size), "characters": characters}
+        if self.kinds[name] == "line":
+            out = read_lines(rec, data, top_k=top_k, charset=charset, lexicon=self.lexicon if lexicon else None,
+                             uncertain_below=self.uncertain_below)
+        else:
+            out = read_segmented(rec, data, top_k=top_k, charset=charset, character=self._character,
+                                 max_characters=self.max_characters or MAX_CHARACTERS)
+        return {"model": name, **out}
 
     def _character(self, pred) -> dict:
         d = pred.to_dict()
@@ -114,11 +146,24 @@ class Service:
             trained_on = (meta.get("dataset") or {}).get("name")
             # A bundled model by its short title; a user's file by its stem (the name), even one called digits.pt.
             title = BUNDLED_TITLES.get(name, name) if self.sources.get(name) in BUNDLED else name
-            description = meta.get("description") or _describe(classes, meta.get("arch"), trained_on or "unknown data")
-            out.append({"name": name, "title": title, "default": name == self.default, "classes": classes,
-                        "charsets": charsets_for(classes), "description": description,
+            kind = self.kinds[name]
+            description = meta.get("description") or _describe(classes, meta.get("arch"), trained_on or "unknown data",
+                                                               kind)
+            out.append({"name": name, "title": title, "kind": kind, "default": name == self.default_for(kind),
+                        "classes": classes, "charsets": _charsets(classes, kind), "description": description,
                         "arch": meta.get("arch"), "trained_on": trained_on})
         return out
+
+
+def _charsets(classes: list[str], kind: str) -> list[str]:
+    """The charsets worth offering: those that change the answers. A line model keeps its space and
+    punctuation under any charset (scrawl.runtime.reader), so "alnum" changes nothing there."""
+    sets = charsets_for(classes)
+    if kind != "line":
+        return sets
+    from ..runtime.reader import allowed_classes
+
+    return [s for s in sets if len(allowed_classes(classes, s)) < len(classes)]
 
 
 def _model_name(model: str) -> str:
@@ -129,8 +174,10 @@ def _model_name(model: str) -> str:
     return Path(os.fspath(model)).stem
 
 
-def _describe(classes: list[str], arch, trained_on: str) -> str:
-    if classes == [str(i) for i in range(10)]:
+def _describe(classes: list[str], arch, trained_on: str, kind: str = "character") -> str:
+    if kind == "line":
+        what = f"lines of handwriting: numbers, words and punctuation ({len(classes)} characters, space included)"
+    elif classes == [str(i) for i in range(10)]:
         what = "handwritten digits 0-9"
     else:
         shown = "".join(classes) if all(len(c) == 1 for c in classes) and len(classes) <= 62 else f"{len(classes)} classes"

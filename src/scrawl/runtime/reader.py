@@ -1,0 +1,150 @@
+"""Reading lines of handwriting with a line model (task "ctc"): image -> ink map -> lines -> framed
+lines -> logits -> text with confidences, per-character boxes and the n-best alternatives.
+
+`read_image(recognizer, image, ...)` is what `Recognizer.read`, `scrawl read` and `POST /api/read`
+call. A charset restricts letters and digits (a digits-only read of a number never holds a letter);
+space and punctuation stay allowed, since numbers are written with them (12/05, 3.50, +1 555-0100).
+A lexicon (scrawl.tasks.lexicon) re-ranks the n-best by word frequency and never changes a number.
+Boxes come from the CTC alignment: a character spans the columns of the frames it was read in, and the
+rows of the ink there; they are approximate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import EmptyImageError, ScrawlError
+from ..labels import CHARSETS, charset_indices
+from ..settings import TOP_K, UNCERTAIN_BELOW
+from ..tasks.ctc import LineAnswer, align, beam_search, greedy, log_softmax, text_logprob
+from ..vision.framing import frame_line
+from ..vision.ink import load_image
+from ..vision.lines import MAX_LINES, split_lines
+
+STRIDE = 4  # input columns per CTC frame (scrawl.models.crnn)
+BEAM = 8  # texts the beam keeps per line (at least top_k)
+
+
+@dataclass
+class CharReading:
+    char: str
+    confidence: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the image (approximate)
+
+    def to_dict(self) -> dict:
+        return {"char": self.char, "confidence": round(self.confidence, 6), "box": list(self.box),
+                "uncertain": self.confidence < UNCERTAIN_BELOW}
+
+
+@dataclass
+class LineReading:
+    text: str
+    confidence: float  # the least confident character's probability
+    box: tuple[int, int, int, int]  # the line's ink in the image: x0, y0, x1, y1
+    chars: list[CharReading] = field(default_factory=list)
+    alternatives: list[tuple[str, float]] = field(default_factory=list)  # n-best (text, probability), best first
+
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence < UNCERTAIN_BELOW
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "confidence": round(self.confidence, 6), "uncertain": self.uncertain,
+                "box": list(self.box), "chars": [c.to_dict() for c in self.chars],
+                "alternatives": [{"text": t, "probability": round(p, 6)} for t, p in self.alternatives]}
+
+
+@dataclass
+class Reading:
+    lines: list[LineReading]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "lines": [line.to_dict() for line in self.lines]}
+
+
+def allowed_classes(classes: list[str], charset: str | None) -> list[int] | None:
+    """A charset's class indices for a line model: its letters/digits plus every non-alphanumeric class."""
+    allowed = charset_indices(classes, charset)
+    if allowed is None:
+        return None
+    alnum = set(CHARSETS["alnum"])
+    return sorted(set(allowed) | {i for i, c in enumerate(classes) if c not in alnum})
+
+
+def read_image(rec, image, *, top_k: int = TOP_K, charset: str | None = None, lexicon=None,
+               max_lines: int = MAX_LINES) -> Reading:
+    """Read every line of `image` (a path, bytes, PIL image or array) with the line model `rec`."""
+    if rec.card.task != "ctc":
+        raise ScrawlError(f"model {rec.name!r} reads one character per image, not lines: use a line model "
+                          "(Recognizer('line'), scrawl read --model line)")
+    if top_k < 1:
+        raise ScrawlError("top_k must be at least 1")
+    allowed = allowed_classes(rec.classes, charset)
+    ink = load_image(image)
+    out, seen = [], 0
+    for line in split_lines(ink, max_lines=max_lines):
+        try:
+            framed = frame_line(line.ink, rec.spec, full_shape=ink.shape)  # specks judged against the image
+        except EmptyImageError:
+            continue  # specks only: not a line
+        seen += 1
+        reading = read_framed(rec, framed, line.box, line.ink, top_k=top_k, allowed=allowed, lexicon=lexicon)
+        if reading.text.strip():
+            out.append(reading)
+    if not out:
+        raise EmptyImageError("nothing to read: no handwriting found in the image" if not seen else
+                              "nothing legible: the line model read no characters in the ink it found")
+    return Reading(out)
+
+
+def read_framed(rec, framed, box, ink: np.ndarray, *, top_k: int, allowed, lexicon) -> LineReading:
+    """One framed line (vision.framing.LineFrame) -> LineReading; `box` and `ink`: the line in the image.
+    The alternatives are texts with their probabilities (CTC: summed over every path that spells them):
+    the prefix beam search's n-best (re-ranked by the lexicon, if any), or for top_k 1 the best path's
+    text alone. The line's text is the first, aligned to the frames for its characters' boxes."""
+    logits = rec.logits(framed.image[None, None])[0]  # (T, C + 1)
+    logp = log_softmax(logits, allowed)
+    answer = greedy(np.exp(logp), rec.classes)
+    if top_k > 1 or lexicon is not None:
+        alternatives = beam_search(logp, rec.classes, beam=max(BEAM, top_k))
+        if lexicon is not None:
+            alternatives = lexicon.rerank(alternatives)
+    else:  # the best path's text and its probability, without the beam's cost
+        alternatives = [(answer.label, float(np.exp(text_logprob(logp, answer.label, rec.classes))))]
+    best = alternatives[0][0] if alternatives else answer.label
+    if best != answer.label:
+        spans = align(logp, best, rec.classes)
+        if spans is not None:
+            answer = LineAnswer(best, min((c.confidence for c in spans), default=1.0), spans)
+    frames = _widened(answer.chars, logp.shape[0])
+    chars = [CharReading(c.char, c.confidence, _char_box(a, b, framed, box, ink)) for c, (a, b) in zip(answer.chars, frames)]
+    return LineReading(answer.label, answer.confidence, tuple(box), chars, alternatives[:top_k])
+
+
+def _widened(spans, frames: int) -> list[tuple[int, int]]:
+    """Each character's frames widened to halfway to its neighbours' (the line's ends for the first and
+    last): CTC fires a character on one or two frames, far narrower than its ink."""
+    out = []
+    for k, c in enumerate(spans):
+        left = (spans[k - 1].end + c.start) // 2 if k else max(0, c.start - (c.end - c.start) - 1)
+        right = (c.end + spans[k + 1].start + 1) // 2 if k + 1 < len(spans) else min(frames, c.end + (c.end - c.start) + 1)
+        out.append((left, max(right, left + 1)))
+    return out
+
+
+def _char_box(start: int, end: int, framed, box, ink: np.ndarray) -> tuple[int, int, int, int]:
+    """Frames [start, end) -> the image columns they cover, and the rows of the line's ink there."""
+    lx0, ly0 = box[0], box[1]
+    h, w = ink.shape
+    x0 = int(np.floor((start * STRIDE - framed.margin) / framed.scale)) + framed.x0
+    x1 = int(np.ceil((end * STRIDE - framed.margin) / framed.scale)) + framed.x0
+    x0, x1 = max(0, min(x0, w - 1)), max(1, min(max(x1, x0 + 1), w))
+    rows = np.flatnonzero((ink[:, x0:x1] > 0.5).any(axis=1))
+    y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, h)
+    return (lx0 + x0, ly0 + y0, lx0 + x1, ly0 + y1)
