@@ -355,7 +355,8 @@ def cmd_export(args) -> int:
         print(f"int8 answers agree with float on {c['agreement']:.2%} of {c['images']} held-out images; "
               f"accuracy on the validation part: float {c['accuracy_float']:.2%}, int8 {c['accuracy_int8']:.2%}; "
               f"max |probability difference| {c['max_abs_prob_diff']:.3f}")
-    print(f"use it with: scrawl predict --runtime onnx --model {result['onnx']} IMAGE...")
+    command = "read" if result.get("task") == "ctc" else "predict"
+    print(f"use it with: scrawl {command} --runtime onnx --model {result['onnx']} IMAGE...")
     return 0
 
 

@@ -124,7 +124,8 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
         raise ScrawlError(f"cannot write {getattr(exc, 'filename', None) or out}: {exc.strerror or exc}") from None
     log.info("wrote %s (%d bytes) and %s", out, len(data), side)
     return {"onnx": out, "sidecar": side, "max_abs_diff": diff, "images": parity["images"],
-            "batch_sizes": parity["batch_sizes"], "bytes": len(data), "int8": quantization and quantization["check"]}
+            "batch_sizes": parity["batch_sizes"], "bytes": len(data), "int8": quantization and quantization["check"],
+            "task": card.task}
 
 
 def _export_chars(net, card: ModelCard, source: Path, paths: list, opset: int, output: dict) -> tuple[bytes, np.ndarray, dict]:
