@@ -148,7 +148,8 @@ def test_pruning_keeps_the_n_best_of_longer_lines(monkeypatch):
         monkeypatch.undo()
         assert pruned[0][0] == full[0][0]
         assert [t for t, _ in pruned[:3]] == [t for t, _ in full[:3]]
-        assert [p for _, p in pruned[:3]] == pytest.approx([p for _, p in full[:3]], rel=1e-3)
+        # each pruned frame drops at most BEAM_PRUNE's share of a text's paths: 40 frames, a few percent
+        assert [p for _, p in pruned[:3]] == pytest.approx([p for _, p in full[:3]], rel=40 * np.exp(ctc.BEAM_PRUNE))
 
 
 def test_beam_search_on_no_frames_and_on_masked_outputs():
