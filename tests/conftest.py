@@ -6,6 +6,12 @@ can never silently vanish there.
 """
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,3 +38,28 @@ def real_data_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@contextmanager
+def live_server(*options: str):
+    """A real `scrawl serve` on a free port with `options`, ready (its /api/health answers); yields the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"scrawl serve did not start: {proc.stdout.read()}")
+            time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)

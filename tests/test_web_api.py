@@ -386,24 +386,10 @@ def test_wrong_method_and_unknown_path(client):
 
 @pytest.fixture(scope="module")
 def live():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--max-body-mb", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"scrawl serve did not start: {proc.stdout.read()}")
-            time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    from conftest import live_server
+
+    with live_server("--max-body-mb", "1") as port:
+        yield port
 
 
 def _post(port, body, headers, chunks=None):

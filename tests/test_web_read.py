@@ -12,11 +12,7 @@ In-process (FastAPI's TestClient, lifespan included), and the bad inputs once mo
 import http.client
 import json
 import math
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import cv2
 import numpy as np
@@ -294,24 +290,10 @@ def test_models_and_the_word_prior_are_loaded_once(monkeypatch):
 
 @pytest.fixture(scope="module")
 def live():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"scrawl serve did not start: {proc.stdout.read()}")
-            time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    from conftest import live_server
+
+    with live_server("--quiet") as port:
+        yield port
 
 
 def _post_read(port: int, body: bytes) -> tuple[int, dict]:

@@ -30,29 +30,13 @@ def read_lines(rec, data: bytes, *, top_k: int, charset: str | None, lexicon=Non
                uncertain_below: float = UNCERTAIN_BELOW) -> dict:
     """A line model (task "ctc") reads every line of the image; `lexicon`: a Lexicon or None."""
     out = rec.read(data, top_k=top_k, charset=charset, lexicon=lexicon).to_dict()
-    size = image_size(data)
-    lines = [line for line in out["lines"] if not _speck(line["box"], size)]
-    if not lines:
-        raise EmptyImageError("nothing to read: only specks of ink in the image, no handwriting")
+    lines = out["lines"]  # specks are no lines: the reader judges them against the whole image
     # The reader flags with the library's threshold; the app may be given another.
     for line in lines:
         line["uncertain"] = line["confidence"] < uncertain_below
         for c in line["chars"]:
             c["uncertain"] = c["confidence"] < uncertain_below
-    return {"method": "line", "size": size, "text": "\n".join(line["text"] for line in lines), "lines": lines}
-
-
-def _speck(box, size) -> bool:
-    """A "line" smaller than the character framing's least ink (scrawl.vision.framing.MIN_INK_EXTENT of the
-    image's shorter side): a dot, the pen touching down. The reader frames each line on its own, so it
-    measures a speck against the speck's own size and reads it (a 2x2 dot on the pad as "02"); the page
-    sends such dots while live reading. (The reader measuring lines against the whole image would make
-    this check redundant.)"""
-    from ..vision.framing import MIN_INK_EXTENT
-
-    if not size:
-        return False
-    return max(box[2] - box[0], box[3] - box[1]) < max(2, MIN_INK_EXTENT * min(size))
+    return {"method": "line", "size": image_size(data), "text": "\n".join(line["text"] for line in lines), "lines": lines}
 
 
 def read_segmented(rec, data: bytes, *, top_k: int, charset: str | None, max_characters: int,
