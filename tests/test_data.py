@@ -359,6 +359,8 @@ CATALOGUE = {
     "emnist-byclass-testhalf": ("emnist", "characters", "resplit"),
     "femnist-sample": (None, "characters", "leaf-npz"),
     "unipen-words": (None, "lines", "unipen-npz"),
+    "unipen-chars": ("emnist", "characters", "unipen-chars-npz"),
+    "femnist-nist": ("emnist", "characters", "femnist-npz"),
 }
 
 
@@ -374,7 +376,8 @@ def test_catalogue_framing_kind_and_reader_of_every_dataset():
         assert (info.framing, info.kind, info.reader) == (framing, kind, reader), name
         assert data.framing_of(name) == framing
         assert data.dataset_info(name) is info
-        assert info.splits == (("train",) if kind == "lines" else ("train", "test"))
+        # line sets and the NIST forms (extra training data only) have no test split
+        assert info.splits == (("train",) if kind == "lines" or name == "femnist-nist" else ("train", "test"))
     cut = data.DATASETS["emnist-byclass-testhalf"].resplit
     assert cut == data.Resplit(source="emnist-byclass", split="test", test_fraction=0.2, seed=20171201)
     assert all(data.DATASETS[n].resplit is None for n in CATALOGUE if n != "emnist-byclass-testhalf")

@@ -216,9 +216,9 @@ def _check_png(path, min_w=300, min_h=150, max_side=4000):
 
 def test_ten_class_report_files(ten_class_report):
     out, files, _ = ten_class_report
-    assert set(files) == {"curves", "confusion", "errors", "metrics", "report"}  # no pairs with 10 classes
+    assert set(files) == {"curves", "confusion", "calibration", "errors", "metrics", "report"}  # no pairs: 10 classes
     assert {p.name for p in out.iterdir()} == {p.name for p in files.values()}  # nothing else, no temp files
-    for name in ("curves", "confusion", "errors"):
+    for name in ("curves", "confusion", "calibration", "errors"):
         _check_png(files[name])
     w, h = _check_png(files["curves"])
     assert w > 1.8 * h  # two panels side by side
@@ -273,7 +273,7 @@ def test_errors_gallery_is_dark_ink_on_white(ten_class_report):
 
 def test_sixty_two_classes(many_class_report, ten_class_report):
     out, files, metrics = many_class_report
-    assert set(files) == {"confusion", "errors", "confused_pairs", "metrics", "report"}
+    assert set(files) == {"confusion", "calibration", "errors", "confused_pairs", "metrics", "report"}
     assert not (out / "curves.png").exists()
     assert {p.name for p in out.iterdir()} == {p.name for p in files.values()}
     big_w, big_h = _check_png(files["confusion"])
@@ -452,7 +452,7 @@ def test_evaluation_writes_a_report(samples_set, runtimes, tmp_path):
     ds, _ = samples_set
     ev = evaluate(runtimes["torch"], ds)
     files = ev.write_report(tmp_path, title="Samples")
-    assert {"curves", "confusion", "errors", "metrics", "report"} <= set(files)
+    assert {"curves", "confusion", "calibration", "errors", "metrics", "report"} <= set(files)
     saved = json.loads(files["metrics"].read_text(encoding="utf-8"))
     assert saved["accuracy"] == ev.metrics["accuracy"] and saved["info"]["model"] == "digits-lite"
 

@@ -167,8 +167,15 @@ def test_extra_training_data_is_reframed_and_only_trained_on(real_data_dir, tmp_
     assert meta["dataset"]["extra_train"] == {"femnist-sample": 14708}
     assert meta["dataset"]["train_images"] == 640 + 14708 and meta["dataset"]["val_images"] == 500
     assert meta["frame"]["framing"] == "emnist" and len(meta["classes"]) == 62
-    with pytest.raises(training.ScrawlError, match="other classes"):
-        train(replace(cfg, dataset="mnist"), tmp_path / "x", data_dir=real_data_dir, progress=False)
+    # A digit model takes only the digits of a 62-class set (issue 15), with their labels.
+    from scrawl.data import load_dataset
+
+    sample = load_dataset("femnist-sample", "train", real_data_dir)
+    digits = int((sample.labels < 10).sum())
+    result = train(replace(cfg, dataset="mnist"), tmp_path / "x", data_dir=real_data_dir, progress=False)
+    meta = load_checkpoint(result["last"]).meta
+    assert 0 < digits < 14708 and meta["dataset"]["extra_train"] == {"femnist-sample": digits}
+    assert meta["classes"] == list("0123456789")
 
 
 def test_fastnet_pool_first_is_an_option_that_leaves_old_fastnet_checkpoints_loadable():

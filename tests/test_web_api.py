@@ -89,8 +89,10 @@ def good(client) -> dict:
 
 def test_predict_raw_png_canvas(client):
     d = good(client)
-    assert set(d) >= {"label", "confidence", "uncertain", "top_k", "framed", "empty", "message", "model"}
+    assert set(d) >= {"label", "confidence", "uncertain", "top_k", "framed", "empty", "message", "model",
+                      "not_a_character", "rejected"}
     assert d["uncertain"] is False and d["empty"] is False and d["model"] == "digits"
+    assert d["rejected"] is False and d["not_a_character"] == 0.0  # no "not a character" class (see test_reject)
     assert len(d["top_k"]) == 3 and d["top_k"][0] == {"label": "7", "probability": d["confidence"]}
     assert d["confidence"] > 0.8 and sum(a["probability"] for a in d["top_k"]) <= 1.0001
     framed = Image.open(io.BytesIO(base64.b64decode(d["framed"].split(",", 1)[1])))
@@ -128,6 +130,7 @@ def test_empty_and_nearly_empty_canvas_is_nothing_to_read(client):
         assert r.status_code == 200
         d = r.json()
         assert d["empty"] is True and d["label"] is None and d["top_k"] == [] and d["framed"] is None
+        assert d["rejected"] is False and d["not_a_character"] == 0.0  # the same fields as an answer
         assert d["message"].startswith("nothing to read")
         # /api/read: a 422 that says so (the line model by default, and the segmenter), flagged "empty"
         for query in ("", "?model=digits"):

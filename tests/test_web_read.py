@@ -194,7 +194,10 @@ def test_the_old_segmenter_answers_in_the_same_shape(client):
     assert (d["model"], d["method"], d["text"]) == ("digits", "segmenter", "407")
     line = d["lines"][0]
     assert {"text", "confidence", "uncertain", "box", "chars", "alternatives"} == set(line)
-    assert all({"char", "confidence", "box", "uncertain", "top_k", "framed"} == set(c) for c in line["chars"])
+    assert all({"char", "confidence", "box", "uncertain", "top_k", "framed", "rejected", "not_a_character"} == set(c)
+               for c in line["chars"])
+    # the digit model has no "not a character" class: nothing is rejected (test_reject has one that does)
+    assert not any(c["rejected"] or c["not_a_character"] for c in line["chars"])
 
 
 def test_predict_refuses_the_line_model_and_points_to_read(client):

@@ -1,4 +1,4 @@
-"""The `scrawl` command: data, train, evaluate, predict, read, export, serve (read: cli_read.py).
+"""The `scrawl` command: data, train, evaluate, predict, read, export, serve (read: cli_read.py, train: cli_train.py).
 
 The only module that prints. Every user mistake surfaces as a ScrawlError: one line on stderr,
 exit status 2, no traceback.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -26,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from .cli_read import add_read
+    from .cli_train import add_train
 
-    for add in (_add_data, _add_train, _add_evaluate, _add_predict, add_read, _add_export, _add_serve):
+    for add in (_add_data, lambda sub: _data_dir_arg(add_train(sub)), _add_evaluate, _add_predict, add_read, _add_export, _add_serve):
         add(sub)
     return p
 
@@ -53,37 +53,6 @@ def _add_data(sub) -> None:
     sp.add_argument("--split", choices=["train", "test", "all"], default="all",
                     help="which split to download (default: all)")
     _data_dir_arg(sp)
-
-
-def _add_train(sub) -> None:
-    t = sub.add_parser("train", help="train a model; writes best.pt and last.pt")
-    t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras, line (the line model) (default: default)")
-    t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
-    t.add_argument("--task", help="what the model learns, see scrawl.tasks: classify (one character per image; "
-                                  "the default) or ctc (a line of characters)")
-    t.add_argument("--model", help="architecture: baseline, scrawlnet, fastnet, crnn (lines) (default: the recipe's)")
-    t.add_argument("--epochs", type=_epochs, help="passes over the training data; a fraction such as 3.5 ends "
-                                                   "the schedule part-way into the last (default: the recipe's)")
-    t.add_argument("--batch-size", type=int, help="images per optimizer step (default: the recipe's, 128)")
-    t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--seed", type=int, help="makes a run repeatable on the same machine (default 0)")
-    t.add_argument("--no-augment", action="store_true", help="train on the images as they are")
-    t.add_argument("--augment-until", type=float, metavar="FRACTION",
-                   help="augment only this share of the training steps, the first ones (default: the recipe's; "
-                        "fast: 0.7, others: 1)")
-    t.add_argument("--extra-train", action="append", metavar="DATASET",
-                   help="add another dataset's train split to the training part, framed like the main dataset "
-                        "(e.g. femnist-sample for a character model); repeatable")
-    t.add_argument("--precision", choices=["auto", "bf16", "fp32"],
-                   help="bf16 autocast, fp32, or auto: bf16 where the CPU or GPU does it natively (default: auto)")
-    t.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
-    t.add_argument("--threads", type=int, help="CPU threads for torch")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="where to train: auto (a GPU when there is one), cpu or cuda (default: auto)")
-    t.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
-    t.add_argument("--resume", action="store_true", help="continue exactly where OUT/last.pt stopped")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _data_dir_arg(t)
 
 
 def _add_evaluate(sub) -> None:
@@ -161,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .cli_read import cmd_read
+    from .cli_train import cmd_train
 
     handler = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
                "read": cmd_read, "export": cmd_export, "serve": cmd_serve}[args.command]
@@ -214,59 +184,6 @@ def cmd_data(args) -> int:
     return 1 if bad else 0
 
 
-def _epochs(text: str) -> int | float:
-    """--epochs: a positive number, kept an int when it is one (so checkpoints say 4, not 4.0)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return int(value) if value.is_integer() else value
-
-
-# --- train ------------------------------------------------------------------------------------
-
-def cmd_train(args) -> int:
-    from dataclasses import replace
-
-    from .training import RECIPES, TrainConfig, train
-
-    if args.recipe not in RECIPES:
-        raise ScrawlError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPES)}")
-    cfg: TrainConfig = RECIPES[args.recipe]
-    overrides = {k: getattr(args, k) for k in ("dataset", "task", "model", "epochs", "batch_size", "lr", "seed", "precision",
-                                               "limit", "augment_until")
-                 if getattr(args, k) is not None}
-    if args.no_augment:
-        overrides["augment"] = None
-    if args.extra_train:
-        overrides["extra_train"] = args.extra_train
-    if args.resume and (overrides or args.recipe != "default"):
-        raise ScrawlError("--resume continues a run exactly, with the settings it was started with; "
-                          "drop the other training options")
-    if overrides.get("model") and overrides["model"] != cfg.model:
-        overrides["model_config"] = {}  # the recipe's architecture settings belong to the recipe's model
-    cfg = replace(cfg, **overrides)
-    out = Path(args.out)
-    if not args.resume and (out / "last.pt").exists():
-        raise ScrawlError(f"{out} already holds a training run; use --resume to continue it or --out for a new folder")
-
-    try:
-        result = train(cfg, out, data_dir=args.data_dir, resume=args.resume, progress=not args.no_progress,
-                       threads=args.threads, device=args.device)
-    except TrainingInterrupted:
-        if int(os.environ.get("RANK", "0") or 0) > 0:  # under torchrun, rank 0 says it for all
-            return 130
-        raise
-    if result["rank"] > 0:
-        return 0
-    last = result["history"][-1] if result["history"] else {}
-    print(f"best validation accuracy {result['best_val_acc']:.4f}; final epoch: {json.dumps(last)}")
-    print(f"wrote {result['best']} and {result['last']}")
-    return 0
-
-
 # --- evaluate ---------------------------------------------------------------------------------
 
 def cmd_evaluate(args) -> int:
@@ -310,7 +227,7 @@ def cmd_predict(args) -> int:
     resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
     with FramePool.start(len(paths)) as pool:  # many files: workers frame them; they start while the model loads
         rec = Recognizer(args.model, runtime=args.runtime, threads=1 if pool else None, optimize=bool(pool))
-        failures = unsure = 0
+        failures = unsure = rejected = 0
         width = max([len(p) for p in paths] + [4])
         if not args.json:
             print(f"{'path':<{width}} {'label':>5} {'conf':>7}    top-{args.top_k}")
@@ -321,22 +238,32 @@ def cmd_predict(args) -> int:
                 print(json.dumps({"path": path, "error": str(pred)}) if args.json else f"{path:<{width}} error: {pred}",
                       flush=True)
                 continue
-            uncertain = pred.confidence < settings.UNCERTAIN_BELOW  # the web API's rule
-            unsure += uncertain
+            unsure += pred.uncertain  # the web API's rule: rejected, or confidence below UNCERTAIN_BELOW
+            rejected += pred.rejected
             several = 0 if pool else several_characters(path)  # a few files: worth a look at each
             hint = {"several_characters": several, "hint": read_hint(path, several)} if several > 1 else {}
             if args.json:
-                print(json.dumps({"path": path, **pred.to_dict(), "uncertain": uncertain, **hint}), flush=True)
+                print(json.dumps({"path": path, **pred.to_dict(), "uncertain": pred.uncertain, **hint}), flush=True)
             else:
-                alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
-                print(f"{path:<{width}} {pred.label:>5} {pred.confidence:7.1%} {'?' if uncertain else ' '}  {alts}"
-                      + (f"\n  note: {hint['hint']}" if hint else ""), flush=True)
+                print(_predict_row(path, width, pred) + (f"\n  note: {hint['hint']}" if hint else ""), flush=True)
+    if rejected and not args.json:
+        print(f"- = not a character ({rejected} of {len(paths)}): a tap, a dash, a scribble or several characters; "
+              "the alternatives are the characters it looks most like")
     if unsure and not args.json:
-        print(f"? = uncertain ({unsure} of {len(paths)}): confidence below {settings.UNCERTAIN_BELOW:.0%}, "
-              "look at the alternatives")
+        print(f"? = uncertain ({unsure} of {len(paths)}): confidence below {settings.UNCERTAIN_BELOW:.0%} "
+              "or not a character, look at the alternatives")
     if failures and not args.json:
         print(f"{failures} of {len(paths)} inputs could not be read", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _predict_row(path: str, width: int, pred) -> str:
+    """One row of `scrawl predict`'s table: a rejected image (not a character) shows "-" for its label,
+    flagged uncertain, with the characters it looks most like and a note."""
+    alts = "  ".join(f"{c} {p:6.1%}" for c, p in pred.top_k)
+    label = "-" if pred.rejected else pred.label
+    note = f"   (not a character: {pred.not_a_character:.1%})" if pred.rejected else ""
+    return f"{path:<{width}} {label:>5} {pred.confidence:7.1%} {'?' if pred.uncertain else ' '}  {alts}{note}"
 
 
 # --- export -----------------------------------------------------------------------------------

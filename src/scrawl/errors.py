@@ -31,3 +31,7 @@ class EmptyImageError(ImageError):
 
 class TrainingInterrupted(ScrawlError):
     """Raised after Ctrl-C / SIGTERM once a resumable `last.pt` has been written (CLI exit status 130)."""
+
+
+class EvaluationInputError(ScrawlError, ValueError):
+    """Arrays given to the evaluation functions do not fit together (shapes, ranges, names)."""

@@ -26,6 +26,17 @@ MERGED_CASE = {c: c.upper() for c in MERGED_LOWER_ALIKE}
 # ByMerge / Balanced's own class list: digits, capitals, and the lower-case letters not merged.
 BYMERGE_CLASSES = DIGITS + UPPER + "".join(c for c in LOWER if c not in MERGED_LOWER_ALIKE)
 
+# The reject class of the digit and character models (issue 15): "this is not a character" (a tap, a
+# dash, a scribble, two characters). A model that has it lists it after its characters; answers never
+# name it as a character (scrawl.tasks.classify gives the best character and the reject probability).
+NOT_A_CHARACTER = "\u2205"  # the empty set sign: one character, like every other class name
+
+
+def characters_of(classes: Sequence[str]) -> list[str]:
+    """The classes that are characters: all but the reject class."""
+    return [c for c in classes if c != NOT_A_CHARACTER]
+
+
 # Named character sets that restrict answers at inference time (by masking logits), so a user who
 # knows they wrote a number never gets 'O' for '0' or 'l' for '1'.
 CHARSETS = {"digits": DIGITS, "upper": UPPER, "lower": LOWER, "letters": UPPER + LOWER, "alnum": ALNUM}
@@ -41,8 +52,10 @@ def charset_indices(classes: Sequence[str], charset: str | None) -> list[int] | 
         raise ScrawlError(f"unknown charset {charset!r}; choose one of: {', '.join(CHARSETS)}")
     allowed = [i for i, c in enumerate(classes) if c in CHARSETS[charset]]
     if not allowed:
-        raise ScrawlError(f"this model knows none of the characters in charset {charset!r} (it reads {''.join(classes)})")
-    return allowed
+        raise ScrawlError(f"this model knows none of the characters in charset {charset!r} "
+                          f"(it reads {''.join(characters_of(classes))})")
+    # "not a character" stays allowed: a restriction to digits must not turn a scribble into a digit
+    return allowed + [i for i, c in enumerate(classes) if c == NOT_A_CHARACTER]
 
 
 def charsets_for(classes: Sequence[str]) -> list[str]:
@@ -53,7 +66,7 @@ def charsets_for(classes: Sequence[str]) -> list[str]:
     model gets none; the 62-class model gets digits, upper, lower and letters, not alnum. Any charset
     that allows a class is still accepted by `charset_indices`: this is only what a picker should offer.
     """
-    have = set(classes)
+    have = set(characters_of(classes))
     offered: dict[frozenset[str], str] = {}
     for name, chars in CHARSETS.items():
         allowed = frozenset(have & set(chars))

@@ -9,6 +9,8 @@ it holds ("characters"; "lines" for line datasets) and which reader loads it:
 * ``resplit``: a fixed, seeded cut of another dataset's split into train and test parts (`Resplit`);
 * ``leaf-npz``: LEAF's FEMNIST sample as a numpy ``.npz``.
 * ``unipen-npz``: UNIPEN pen-written words as strokes (scrawl.data.lines reads them).
+* ``unipen-chars-npz``: UNIPEN isolated characters as strokes, drawn and framed like EMNIST
+  (scrawl.data.chars_extra); ``femnist-npz``: NIST forms from EMNIST's training partitions (LEAF shards).
 
 `dataset_info` looks a name up ("EMNIST_ByClass" works too); `framing_of` answers from the entry.
 Plain Python: importing this reads no file and imports no torch.
@@ -23,7 +25,7 @@ from ..errors import DataError
 from ..labels import ALNUM, BYMERGE_CLASSES, DIGITS, LINE_ALPHABET, UPPER
 from ..vision.framing import FRAMINGS
 
-READERS = ("idx", "resplit", "leaf-npz", "unipen-npz")
+READERS = ("idx", "resplit", "leaf-npz", "unipen-npz", "unipen-chars-npz", "femnist-npz")
 KINDS = ("characters", "lines")
 
 MNIST_MIRRORS = (
@@ -138,7 +140,7 @@ class DatasetInfo:
     classes: tuple[str, ...]  # class index -> character (what the official mapping file says)
     framing: str | None  # how the images were framed: "mnist", "emnist"; None: foreign (always reframed)
     kind: str  # "characters" (one character per image); "lines" for line datasets
-    reader: str = "idx"  # which loader reads it: "idx", "resplit", "leaf-npz" or "unipen-npz" (lines)
+    reader: str = "idx"  # which loader reads it: one of READERS
     resplit: Resplit | None = None  # reader "resplit": what it is cut from
     mapping: str | None = None  # EMNIST mapping file name ("label ascii" per line)
     sha256: Mapping[str, str | None] = field(default_factory=dict)  # file name -> hex digest
@@ -276,6 +278,32 @@ def _unipen_words_info() -> DatasetInfo:
     )
 
 
+# More real characters (issue 15), from the shared data folder's chars_extra/ (SHA-256 and sizes from its
+# SOURCES.md). Like the FEMNIST sample they are collections made for Scrawl, with no official file to
+# download. UNIPEN's writers are split by scrawl.data.chars_extra.test_writer (about 1 in 10 held out).
+def _unipen_chars_info() -> DatasetInfo:
+    npz = "unipen_chars_strokes.npz"
+    return DatasetInfo(
+        name="unipen-chars", subdir="chars_extra", files={"train": {"arrays": npz}, "test": {"arrays": npz}},
+        classes=tuple(ALNUM), framing="emnist", kind="characters", reader="unipen-chars-npz",
+        sha256={npz: "b74cc36d70f05f1a79d31b16f366ed3d549d86e8436fe275f3792cea23d63a4b"}, sizes={npz: 12031188},
+        description="UNIPEN train_r01_v07 isolated digits and letters (categories 1a-1c) as pen strokes, 281 "
+                    "writers, drawn with a random pen and framed like EMNIST; test = held-out writers.",
+    )
+
+
+def _femnist_nist_info() -> DatasetInfo:
+    npz = "femnist_leaf_no_hsf4.npz"
+    return DatasetInfo(
+        name="femnist-nist", subdir="chars_extra", files={"train": {"arrays": npz}},
+        classes=tuple(ALNUM), framing="emnist", kind="characters", reader="femnist-npz",
+        sha256={npz: "5f853993c7e847684fba773704b12e32a30bbd5e5eb612ba232c1ab32b35c102"}, sizes={npz: 21792466},
+        counts={"train": 43551},
+        description="NIST SD 19 forms of EMNIST's training partitions (LEAF FEMNIST shards, 465 writers, EMNIST's "
+                    "test writers removed), re-framed like EMNIST: extra training data for character models.",
+    )
+
+
 def _catalogue() -> dict[str, DatasetInfo]:
     official = [
         _mnist_info(),
@@ -302,6 +330,8 @@ def _catalogue() -> dict[str, DatasetInfo]:
                       "not official EMNIST figures."),
         _leaf_info(),
         _unipen_words_info(),
+        _unipen_chars_info(),
+        _femnist_nist_info(),
     ]
     return {info.name: info for info in official + derived}
 

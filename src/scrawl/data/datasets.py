@@ -81,6 +81,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         return _load_resplit(info, split, data_dir, fetch)
     if info.reader == "leaf-npz":
         return _load_leaf_npz(info, split, data_dir)
+    if info.reader in ("unipen-chars-npz", "femnist-npz"):
+        return _load_chars_extra(info, split, data_dir)
     return _load_idx(info, split, data_dir, fetch)
 
 
@@ -142,6 +144,23 @@ def _load_leaf_npz(info: DatasetInfo, split: str, data_dir) -> Dataset:
     # LEAF stores dark ink on white (255 = background): flip to Scrawl's ink-bright convention.
     images = 255 - images.astype(np.uint8)
     return Dataset(name=info.name, split=split, images=torch.from_numpy(np.ascontiguousarray(images)),
+                   labels=torch.from_numpy(labels.astype(np.int64)), classes=list(info.classes))
+
+
+def _load_chars_extra(info: DatasetInfo, split: str, data_dir) -> Dataset:
+    """UNIPEN characters (drawn once, seed 0, and framed like EMNIST) or the FEMNIST NIST forms."""
+    import torch
+
+    from ..vision.framing import FrameSpec
+    from .chars_extra import load_femnist_nist, load_unipen_chars, render_chars
+
+    path = ensure_files(info.name, split, data_dir)["arrays"]
+    if info.reader == "femnist-npz":
+        images, labels, _ = load_femnist_nist(path)
+    else:
+        chars = load_unipen_chars(path, split)
+        images, labels = render_chars(chars.strokes, FrameSpec(framing="emnist"), seed=0), chars.labels
+    return Dataset(name=info.name, split=split, images=torch.from_numpy(images),
                    labels=torch.from_numpy(labels.astype(np.int64)), classes=list(info.classes))
 
 

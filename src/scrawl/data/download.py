@@ -323,7 +323,7 @@ def ensure_files(name: str, split: str, data_dir: str | os.PathLike | None = Non
                             mirrors=mirrors, progress=progress)
     root, how = resolve_with_source(data_dir)
     folder = root / info.subdir
-    if info.reader in ("leaf-npz", "unipen-npz"):
+    if info.reader in ("leaf-npz", "unipen-npz", "unipen-chars-npz", "femnist-npz"):
         return _ensure_local(info, split, root, how)
     bases = mirror_bases(info, mirrors)
 

@@ -3,7 +3,8 @@
 - `evaluate` (evaluate.py) runs any recognizer, PyTorch, ONNX or int8 ONNX, over a dataset: class
   mapping, charset restriction, reframing of foreign datasets, batching; returns an `Evaluation`.
 - `compute_metrics`, `most_confused_pairs` (metrics.py): accuracy, loss, top-k, per-class scores,
-  confusion matrix, merged-case accuracy, from arrays; bad arrays raise `EvaluationInputError`.
+  confusion matrix, merged-case accuracy, answers rejected as not a character, and calibration (ECE and
+  the reliability bins, calibration.py), from arrays; bad arrays raise `EvaluationInputError`.
 - `write_report` (report.py, pictures in plots.py): report.md, its PNG files and metrics.json.
 - Line models: `line_test_set` and `evaluate_lines` (lines.py) read line images through
   `Recognizer.read` and score CER, WER, exact lines, word accuracy, by length and by writer;

@@ -4,9 +4,12 @@
 charset), passes images framed differently from the model's training data through Scrawl's framing
 (as a user's image would be), runs the model in batches through `Recognizer.probabilities` (PyTorch,
 ONNX Runtime, or an int8 ONNX model) and computes the metrics of the task named in the model card,
-plus how many answers were uncertain (`uncertainty`: the web API's rule, confidence below
-scrawl.settings.UNCERTAIN_BELOW) and the accuracy on the others. The `Evaluation` it returns holds what
-`write_report` draws. With progress=True a tqdm bar (images/s) goes to stderr; otherwise nothing is printed.
+plus how many answers were uncertain (`uncertainty`: the web API's rule, rejected as not a character or
+confidence below scrawl.settings.UNCERTAIN_BELOW) and the accuracy on the others. A model with the reject
+class (scrawl.labels.NOT_A_CHARACTER) keeps it among the evaluation's classes and columns of
+probabilities; the metrics judge the best character (scrawl.evaluation.metrics). The `Evaluation` it
+returns holds what `write_report` draws. With progress=True a tqdm bar (images/s) goes to stderr;
+otherwise nothing is printed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from ..errors import ScrawlError
 from ..settings import UNCERTAIN_BELOW
-from .metrics import EvaluationInputError
+from .metrics import EvaluationInputError, answers
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data import Dataset
@@ -40,7 +43,8 @@ class Evaluation:
     images: np.ndarray = field(repr=False)  # (N, H, W) uint8, ink bright: the images as shown to the model
     labels: np.ndarray = field(repr=False)  # (N,) int64, indices into `classes`
     probs: np.ndarray = field(repr=False)  # (N, C) float32 probabilities over `classes`
-    classes: list[str]  # the model's classes the answers were restricted to (all, or a charset's)
+    classes: list[str]  # the model's classes the answers were restricted to (all, or a charset's), the
+    # reject class included where the model has it (answers never name it: see metrics.answers)
     info: dict  # for a report's header: model, file, architecture, dataset, charset, preprocessing
     history: list[dict] = field(default_factory=list, repr=False)  # the model's training history, if any
 
@@ -81,21 +85,23 @@ def evaluate(recognizer: Recognizer, dataset: Dataset, *, charset: str | None = 
     desc = f"evaluating {dataset.name} {dataset.split}" if progress else None
     shown, probs = _run(recognizer, images, allowed, charset, reframed, int(batch_size), desc)
     metrics = get_task(recognizer.meta.get("task", DEFAULT_TASK)).metrics(labels, probs, classes)
-    metrics.update(uncertainty(labels, probs, uncertain_below))
+    metrics.update(uncertainty(labels, probs, uncertain_below, classes))
     history = recognizer.meta.get("history") or []
     return Evaluation(metrics=metrics, images=shown, labels=labels, probs=probs, classes=classes,
                       info=_info(recognizer, dataset, len(labels), charset, reframed), history=list(history))
 
 
-def uncertainty(labels: np.ndarray, probs: np.ndarray, below: float = UNCERTAIN_BELOW) -> dict:
-    """How many answers are uncertain, with the rule `scrawl predict` and the web API use (the best
-    class's probability below `below`), and the accuracy on the confident ones and on the uncertain
-    ones (None when there are none): ``uncertain_below``, ``uncertain_count``, ``confident_accuracy``,
-    ``uncertain_accuracy``."""
-    probs = np.asarray(probs)
-    confidence = probs.max(axis=1).astype(np.float64)  # compared like Prediction.confidence (a Python float)
-    right = probs.argmax(axis=1) == np.asarray(labels)
-    unsure = confidence < below
+def uncertainty(labels: np.ndarray, probs: np.ndarray, below: float = UNCERTAIN_BELOW,
+                classes: Sequence[str] | None = None) -> dict:
+    """How many answers are uncertain, with the rule `scrawl predict` and the web API use (rejected as
+    not a character, or the best character's probability below `below`), and the accuracy on the
+    confident ones and on the uncertain ones (None when there are none): ``uncertain_below``,
+    ``uncertain_count``, ``confident_accuracy``, ``uncertain_accuracy``. `classes` names the columns of
+    probs (needed only to find the reject class; None: the model has none)."""
+    answer = answers(probs, classes)
+    confidence = answer.confidence.astype(np.float64)  # compared like Prediction.confidence (a Python float)
+    right = answer.pred == np.asarray(labels)
+    unsure = answer.rejected | (confidence < below)
 
     def share(mask: np.ndarray) -> float | None:
         return float(right[mask].mean()) if mask.any() else None

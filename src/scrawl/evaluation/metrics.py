@@ -6,7 +6,15 @@ This module does not run models: it receives arrays (true labels, softmax probab
   precision/recall/F1 (the same numbers as sklearn's classification report), the confusion matrix,
   and optionally a "merged" accuracy where look-alike classes (``c``/``C``, ``o``/``O``...) count as
   the same;
-* `most_confused_pairs`: which (true, predicted) pairs go wrong most often.
+* `most_confused_pairs`: which (true, predicted) pairs go wrong most often;
+* `answers`: the answer a user sees for each row of probabilities (the best character, never the
+  reject class scrawl.labels.NOT_A_CHARACTER; its probability; whether the reject class beat it).
+
+A model with the reject class has it as one more column of probs and one more name in classes: the
+metrics judge the best character (as `scrawl predict` answers), with probabilities from the softmax over
+all classes, so probability taken by the reject class lowers the loss and the confidence; per-class
+scores and the confusion matrix are over the characters; ``rejected_count`` counts the answers where
+the reject class was more probable than the best character. Without the class, nothing changes.
 
 Arrays that do not fit together raise `EvaluationInputError` (a ScrawlError and a ValueError).
 scikit-learn is imported inside `compute_metrics`, so importing this module is cheap.
@@ -15,19 +23,19 @@ scikit-learn is imported inside `compute_metrics`, so importing this module is c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import ScrawlError
+from ..errors import EvaluationInputError  # defined there so scrawl.evaluation.calibration raises it too
+from ..labels import NOT_A_CHARACTER
 
-__all__ = ["EvaluationInputError", "compute_metrics", "most_confused_pairs"]
+__all__ = ["Answers", "EvaluationInputError", "answers", "check_character_labels", "compute_metrics",
+           "most_confused_pairs"]
 
 _PROB_SUM_TOLERANCE = 5e-3  # float16 softmax rows are this close to 1; logits are not
 
 
-class EvaluationInputError(ScrawlError, ValueError):
-    """Arrays given to the evaluation functions do not fit together (shapes, ranges, names)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,22 +144,76 @@ def check_images(images: Any, n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
+# Answers
+
+
+class Answers(NamedTuple):
+    """Per row of probabilities, the answer a user sees (the scrawl.tasks.classify contract)."""
+
+    pred: np.ndarray  # (N,) int64 index into the classes of the best character (never the reject class)
+    confidence: np.ndarray  # (N,) that character's probability, in the dtype of probs
+    not_a_character: np.ndarray  # (N,) the reject class's probability (0 without the class)
+    rejected: np.ndarray  # (N,) bool: the reject class is more probable than the best character
+
+
+def reject_column(names: Sequence[str] | None) -> int | None:
+    """The column of the reject class among `names`, or None (also for names=None)."""
+    if names is None or NOT_A_CHARACTER not in names:
+        return None
+    return list(names).index(NOT_A_CHARACTER)
+
+
+def character_columns(names: Sequence[str]) -> list[int]:
+    """The columns of `names` that are characters (all but the reject class), in order."""
+    return [i for i, name in enumerate(names) if name != NOT_A_CHARACTER]
+
+
+def answers(probs: np.ndarray, names: Sequence[str] | None = None) -> Answers:
+    """The best character of each row of (N, C) probabilities over `names` (None: no reject class)."""
+    p = np.asarray(probs)
+    rows = np.arange(p.shape[0])
+    reject = reject_column(names)
+    if reject is None:
+        pred = np.argmax(p, axis=1)
+        no = np.zeros(p.shape[0], dtype=p.dtype)
+        return Answers(pred, p[rows, pred], no, np.zeros(p.shape[0], dtype=bool))
+    chars = np.asarray(character_columns(names), dtype=np.int64)
+    pred = chars[np.argmax(p[:, chars], axis=1)]  # first of equals, like argmax
+    conf, junk = p[rows, pred], p[:, reject]
+    return Answers(pred, conf, junk, junk > conf)
+
+
+def check_character_labels(y: np.ndarray, names: list[str]) -> None:
+    """EvaluationInputError when labels name the reject class: accuracy is judged on characters."""
+    reject = reject_column(names)
+    if reject is not None and np.any(y == reject):
+        raise EvaluationInputError(
+            f"labels name the reject class {NOT_A_CHARACTER!r} ({int(np.sum(y == reject))} of them): the "
+            "evaluation judges characters; count what a model rejects with rejected_count instead"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
 # Metrics
 
 
-def _topk_accuracy(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
+def _topk_accuracy(labels: np.ndarray, probs: np.ndarray, k: int, reject: int | None = None) -> float:
+    if reject is not None:  # the top k lists characters only: the reject class ranks below them all
+        probs = probs.copy()
+        probs[:, reject] = -1.0
     # Stable sort of -probs: among equal probabilities the lower index ranks first, like argmax.
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return float(np.mean(np.any(order == labels[:, None], axis=1)))
 
 
 def _classification_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> tuple[dict, dict]:
-    """({name: {precision, recall, f1, support}}, {"macro_avg": ..., "weighted_avg": ...})."""
+    """({name: {precision, recall, f1, support}}, {"macro_avg": ..., "weighted_avg": ...}) over the
+    character classes of `names` (indices into names, the reject class left out)."""
     from sklearn.metrics import precision_recall_fscore_support
 
     # The numbers sklearn's classification_report prints (it is built on this function); called
     # directly so that class names can never collide with the report's "macro avg"/"accuracy" keys.
-    label_range = list(range(len(names)))
+    label_range = character_columns(names)
     prec, rec, f1, support = precision_recall_fscore_support(
         y, pred, labels=label_range, average=None, zero_division=0
     )
@@ -162,7 +224,7 @@ def _classification_report(y: np.ndarray, pred: np.ndarray, names: list[str]) ->
             "f1": float(f1[i]),
             "support": int(support[i]),
         }
-        for i, name in enumerate(names)
+        for i, name in enumerate(names[j] for j in label_range)
     }
     averages = {}
     for avg in ("macro", "weighted"):
@@ -187,51 +249,62 @@ def compute_metrics(
 ) -> dict:
     """Metrics for one test set as a JSON-safe dict.
 
-    labels: (N,) true class indices. probs: (N, C) softmax outputs (rows sum to 1). classes: C names.
+    labels: (N,) true class indices. probs: (N, C) softmax outputs (rows sum to 1). classes: C names,
+    possibly ending with the reject class (see the module's docstring; labels must be characters).
     merge: optional map class name -> group name (e.g. ``{"c": "C", "o": "O"}``); classes not in it
     are their own group. Adds ``merged_accuracy``, where a prediction counts as right when its group
     equals the true class's group.
 
-    Returns ``n``, ``num_classes``, ``accuracy``, ``loss`` (mean negative log-likelihood, probs
-    clipped at 1e-12), ``top3_accuracy`` and ``top5_accuracy`` (when C >= 5), ``errors``,
-    ``per_class`` ({name: {precision, recall, f1, support}}), ``macro_avg``, ``weighted_avg``,
-    ``confusion_matrix`` (C x C lists, rows true, columns predicted), ``classes`` and, with merge,
+    Returns ``n``, ``num_classes`` (characters), ``accuracy``, ``loss`` (mean negative log-likelihood,
+    probs clipped at 1e-12), ``top3_accuracy`` and ``top5_accuracy`` (when there are >= 5 characters),
+    ``errors``, ``rejected_count`` and ``rejected_share`` (0 without a reject class), ``calibration``
+    (scrawl.evaluation.calibration: ``ece``, ``mce``, ``bins``), ``per_class`` ({name: {precision,
+    recall, f1, support}}), ``macro_avg``, ``weighted_avg``, ``confusion_matrix`` (characters x
+    characters, rows true, columns predicted), ``classes`` (the characters) and, with merge,
     ``merged_accuracy`` and ``merge``. Raises `EvaluationInputError` (a ValueError) on bad input.
     """
     from sklearn.metrics import confusion_matrix
 
+    from .calibration import calibration
+
     y, p, names = check_inputs(labels, probs, classes)
-    n, c = p.shape
-    pred = np.argmax(p, axis=1)
-    correct = pred == y
-
+    check_character_labels(y, names)
+    n = p.shape[0]
+    chars = character_columns(names)
+    answer = answers(p, names)
+    correct = answer.pred == y
     nll = -np.log(np.clip(p[np.arange(n), y], 1e-12, 1.0))
-
-    per_class, averages = _classification_report(y, pred, names)
-    cm = confusion_matrix(y, pred, labels=list(range(c)))
 
     metrics: dict[str, Any] = {
         "n": int(n),
-        "num_classes": int(c),
+        "num_classes": len(chars),
         "accuracy": float(np.mean(correct)),
         "loss": float(np.mean(nll)),
     }
-    if c >= 5:
-        metrics["top3_accuracy"] = _topk_accuracy(y, p, 3)
-        metrics["top5_accuracy"] = _topk_accuracy(y, p, 5)
+    if len(chars) >= 5:
+        metrics["top3_accuracy"] = _topk_accuracy(y, p, 3, reject_column(names))
+        metrics["top5_accuracy"] = _topk_accuracy(y, p, 5, reject_column(names))
     metrics["errors"] = int(n - int(correct.sum()))
+    metrics["rejected_count"] = int(answer.rejected.sum())
+    metrics["rejected_share"] = float(np.mean(answer.rejected))
     if merge is not None:
-        unknown = sorted(str(k) for k in merge if str(k) not in set(names))
-        if unknown:
-            raise EvaluationInputError(f"merge names classes that do not exist: {unknown}")
-        groups = np.array([str(merge.get(name, name)) for name in names], dtype=object)
-        metrics["merged_accuracy"] = float(np.mean(groups[pred] == groups[y]))
-        metrics["merge"] = {str(k): str(v) for k, v in merge.items()}
+        metrics.update(_merged_accuracy(merge, names, answer.pred, y))
+    metrics["calibration"] = calibration(correct, answer.confidence)
+    per_class, averages = _classification_report(y, answer.pred, names)
     metrics["per_class"] = per_class
     metrics.update(averages)
-    metrics["confusion_matrix"] = cm.astype(int).tolist()
-    metrics["classes"] = list(names)
+    metrics["confusion_matrix"] = confusion_matrix(y, answer.pred, labels=chars).astype(int).tolist()
+    metrics["classes"] = [names[i] for i in chars]
     return metrics
+
+
+def _merged_accuracy(merge: dict[str, str], names: list[str], pred: np.ndarray, y: np.ndarray) -> dict:
+    unknown = sorted(str(k) for k in merge if str(k) not in set(names))
+    if unknown:
+        raise EvaluationInputError(f"merge names classes that do not exist: {unknown}")
+    groups = np.array([str(merge.get(name, name)) for name in names], dtype=object)
+    return {"merged_accuracy": float(np.mean(groups[pred] == groups[y])),
+            "merge": {str(k): str(v) for k, v in merge.items()}}
 
 
 def most_confused_pairs(confusion: np.ndarray, classes: Sequence[str], k: int = 20) -> list[dict]:

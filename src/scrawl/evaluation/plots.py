@@ -1,7 +1,8 @@
 """Plots: the pictures an evaluation report embeds, as PNG files.
 
-Training curves (`plot_curves`), the confusion-matrix heatmap (`plot_confusion`), a gallery of the most
-confident mistakes (`plot_errors`) and the most confused pairs with examples (`plot_pairs`). Images are
+Training curves (`plot_curves`), the confusion-matrix heatmap (`plot_confusion`), the reliability diagram
+(`plot_reliability`), a gallery of the most confident mistakes (`plot_errors`) and the most confused pairs
+with examples (`plot_pairs`). Images are
 ink bright, drawn dark on white as on paper. Each file is written with scrawl.fsutil.atomic_write.
 
 Matplotlib is imported inside the functions. Figures use its object-oriented API (``Figure``, Agg
@@ -185,6 +186,47 @@ def plot_confusion(cm: np.ndarray, names: list[str], accuracy: float, path: Path
             ax.grid(which="minor", color="#e6e6e6", linewidth=0.4)
             ax.tick_params(which="minor", length=0)
             ax.tick_params(axis="x", top=True, labeltop=True)  # names on top too: the matrix is tall
+        fig.tight_layout()
+        return _save_figure(fig, path)
+
+
+def plot_reliability(cal: dict, path: Path) -> Path:
+    """The reliability diagram of a `scrawl.evaluation.calibration` table: accuracy per confidence bin
+    against the diagonal (perfect calibration), the gap to the bin's mean confidence shaded, and the
+    number of answers per bin underneath (log scale: a good model puts nearly all in the top bin)."""
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    bins = [b for b in cal["bins"] if b["count"]]
+    lower = np.array([b["lower"] for b in bins])
+    width = np.array([b["upper"] - b["lower"] for b in bins])
+    acc = np.array([b["accuracy"] for b in bins])
+    conf = np.array([b["confidence"] for b in bins])
+    with _rc():
+        fig = _new_figure(6.4, 7.2)
+        ax, hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        ax.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1.2, label="perfect calibration")
+        ax.bar(lower, acc, width=width, align="edge", color="#1f77b4", edgecolor="white", label="accuracy")
+        # The gap as a hatched outline, not a fill: it lies over the bar where a bin is under-confident.
+        ax.bar(lower, conf - acc, bottom=acc, width=width, align="edge", facecolor="none", edgecolor="#d62728",
+               hatch="//", linewidth=1.0, zorder=3, label="gap to the bin's mean confidence")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("Accuracy in the bin", fontsize=12)
+        ax.set_title(f"Reliability diagram — ECE {cal['ece']:.2%}, MCE {cal['mce']:.2%} "
+                     f"({cal['n_bins']} bins)", fontsize=13)
+        ax.legend(loc="upper left", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        counts = [b["count"] for b in bins]
+        hist.bar(lower, counts, width=width, align="edge", color="#7f7f7f", edgecolor="white")
+        hist.set_yscale("log")
+        hist.set_ylim(0.7, 2.0 * max(counts))  # room for a bin of one answer
+        hist.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 1,000, not 10^3
+        hist.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        hist.set_ylabel("Answers", fontsize=12)
+        hist.set_xlabel("Confidence of the answer", fontsize=12)
+        hist.grid(True, axis="y", alpha=0.3)
+        for axis in (ax.yaxis, hist.xaxis):
+            axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
         fig.tight_layout()
         return _save_figure(fig, path)
 

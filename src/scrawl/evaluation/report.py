@@ -1,8 +1,8 @@
 """Report: an evaluation as a folder people can read, report.md plus the pictures it embeds, and metrics.json.
 
 `write_report` takes what `compute_metrics` returned with the arrays it was computed from (and the images
-as the model saw them) and writes ``report.md`` (summary, training curves, confusion matrix, the most
-confident mistakes, the most confused pairs, the classification report), the PNG files it links
+as the model saw them) and writes ``report.md`` (summary, training curves, confusion matrix, calibration, the
+most confident mistakes, the most confused pairs, the classification report), the PNG files it links
 (scrawl.evaluation.plots) and ``metrics.json``. Every file is written atomically
 (scrawl.fsutil.atomic_write): a reader sees the old file or the new one, never half of one.
 """
@@ -21,8 +21,12 @@ from typing import Any
 import numpy as np
 
 from ..fsutil import atomic_write
-from .metrics import EvaluationInputError, check_images, check_inputs, most_confused_pairs
-from .plots import PAIRS_MIN_CLASSES, PAIRS_SHOWN, history_series, plot_confusion, plot_curves, plot_errors, plot_pairs
+from ..labels import NOT_A_CHARACTER
+from .calibration import calibration
+from .metrics import (EvaluationInputError, answers, character_columns, check_character_labels, check_images,
+                      check_inputs, most_confused_pairs)
+from .plots import (PAIRS_MIN_CLASSES, PAIRS_SHOWN, history_series, plot_confusion, plot_curves, plot_errors,
+                    plot_pairs, plot_reliability)
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +105,35 @@ def _history_summary(history: list[dict]) -> list[str]:
     return lines
 
 
+def _answer_rows(metrics: dict, rejects: bool) -> list[str]:
+    """Summary rows on how answers are flagged: calibration, rejected, uncertain (where known)."""
+    n = metrics["n"]
+    rows = [f"| Calibration error (ECE, {metrics['calibration']['n_bins']} bins) | "
+            f"{metrics['calibration']['ece']:.2%} |"]
+    if rejects:
+        rows.append(f"| Rejected as not a character | {metrics['rejected_count']} / {n} "
+                    f"({metrics['rejected_share']:.2%}) |")
+    if "uncertain_count" in metrics:
+        rule = f"{'rejected or ' if rejects else ''}confidence below {metrics['uncertain_below']:.0%}"
+        acc = metrics["confident_accuracy"]
+        rows.append(f"| Uncertain ({rule}) | {metrics['uncertain_count']} / {n}; accuracy on the others "
+                    f"{'—' if acc is None else format(acc, '.2%')} |")
+    return rows
+
+
+def _calibration_section(cal: dict, picture: str) -> list[str]:
+    """report.md's calibration section: the ECE, what it means, and the reliability diagram."""
+    return ["## Calibration", "",
+            f"Expected calibration error (ECE) {cal['ece']:.2%}, maximum {cal['mce']:.2%} "
+            f"({cal['n_bins']} equal confidence bins). The ECE is how far, on average over the answers, "
+            "the confidence shown differs from how often answers given with that confidence are right "
+            "(0% would mean a confidence of 90% is right 9 times in 10); bars below the diagonal are "
+            "over-confident bins, bars above it under-confident ones.", "", f"![Reliability diagram]({picture})", ""]
+
+
 def _render_markdown(*, title: str, metrics: dict, info: dict, files: dict[str, Path], history: list[dict],
                      gallery_count: int, max_errors: int, pairs: list[dict],
-                     curves_skipped_reason: str | None) -> str:
+                     curves_skipped_reason: str | None, rejects: bool) -> str:
     n = metrics["n"]
     errors = metrics["errors"]
     out = [f"# {_md(title)}", ""]
@@ -119,6 +149,7 @@ def _render_markdown(*, title: str, metrics: dict, info: dict, files: dict[str, 
         out.append(f"| Merged accuracy (look-alike classes count as equal) | {metrics['merged_accuracy']:.2%} |")
     if "macro_avg" in metrics:
         out.append(f"| Macro F1 | {metrics['macro_avg']['f1']:.4f} |")
+    out += _answer_rows(metrics, rejects)
     out.append(f"| Classes | {len(metrics['classes'])} |")
     for key, value in info.items():
         out.append(f"| {_md(key)} | {_md(_fmt_value(value))} |")
@@ -132,6 +163,7 @@ def _render_markdown(*, title: str, metrics: dict, info: dict, files: dict[str, 
 
     out += ["## Confusion matrix", "", "Rows are the true class, columns the prediction.", ""]
     out += [f"![Confusion matrix]({files['confusion'].name})", ""]
+    out += _calibration_section(metrics["calibration"], files["calibration"].name)
 
     out += ["## Misclassified images", ""]
     if "errors" in files:
@@ -191,8 +223,11 @@ def write_report(
     of images drawn in errors.png. Everything is checked before anything is written.
     """
     y, p, names = check_inputs(labels, probs, classes)
+    check_character_labels(y, names)
     imgs = check_images(images, y.shape[0])
-    cm = _check_report_args(metrics, y, p, names, max_errors)
+    answer = answers(p, names)  # what a user sees: the best character, never the reject class
+    pred, conf = answer.pred, answer.confidence
+    cm = _check_report_args(metrics, y, pred, names, max_errors)
     history = list(history or [])
     if any(not isinstance(row, Mapping) for row in history):
         raise EvaluationInputError("history must be a list of per-epoch dicts")
@@ -200,17 +235,18 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pred = np.argmax(p, axis=1)
-    conf = p[np.arange(p.shape[0]), pred]
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")]  # most confident mistakes first
-    pairs = most_confused_pairs(cm, names, k=PAIRS_LISTED)
+    chars = [names[i] for i in character_columns(names)]
+    pairs = most_confused_pairs(cm, chars, k=PAIRS_LISTED)
+    payload = dict(metrics)
+    payload.setdefault("calibration", calibration(pred == y, conf))  # a metrics dict from before issue 15
 
     files, curves_skipped = _draw(out, history, cm, names, float(metrics["accuracy"]), max_errors, wrong, pairs,
                                   imgs, y, pred, conf)
+    files["calibration"] = plot_reliability(payload["calibration"], out / "calibration.png")
     gallery_count = min(max_errors, int(wrong.size)) if "errors" in files else 0
 
-    payload = dict(metrics)
     payload["info"] = info
     payload["gallery_count"] = gallery_count
     payload["most_confused_pairs"] = pairs
@@ -222,14 +258,16 @@ def write_report(
     markdown = _render_markdown(
         title=title, metrics=payload, info=info, files=files, history=history, gallery_count=gallery_count,
         max_errors=max_errors, pairs=pairs, curves_skipped_reason=curves_skipped,
+        rejects=NOT_A_CHARACTER in names,
     )
     files["report"] = atomic_write(out / "report.md", markdown, binary=False)
     logger.info("evaluation report written to %s (%s)", out, ", ".join(sorted(p.name for p in files.values())))
     return files
 
 
-def _check_report_args(metrics: Any, y: np.ndarray, p: np.ndarray, names: list[str], max_errors: int) -> np.ndarray:
-    """Check the metrics dict against the arrays; return its confusion matrix (computed if it has none)."""
+def _check_report_args(metrics: Any, y: np.ndarray, pred: np.ndarray, names: list[str], max_errors: int) -> np.ndarray:
+    """Check the metrics dict against the arrays (`pred`: the answers, indices into names); return its
+    confusion matrix over the character classes (computed if it has none)."""
     if not isinstance(metrics, Mapping) or "n" not in metrics or "accuracy" not in metrics:
         raise EvaluationInputError("metrics must be the dict compute_metrics returned")
     if int(metrics["n"]) != y.shape[0]:
@@ -238,16 +276,17 @@ def _check_report_args(metrics: Any, y: np.ndarray, p: np.ndarray, names: list[s
         )
     if max_errors < 0:
         raise EvaluationInputError(f"max_errors must be >= 0, got {max_errors}")
+    chars = character_columns(names)
     if "confusion_matrix" in metrics:
         cm = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
-        if cm.shape != (len(names), len(names)):
+        if cm.shape != (len(chars), len(chars)):
             raise EvaluationInputError(
-                f"metrics['confusion_matrix'] has shape {cm.shape}, expected {(len(names), len(names))}"
+                f"metrics['confusion_matrix'] has shape {cm.shape}, expected {(len(chars), len(chars))}"
             )
         return cm
     from sklearn.metrics import confusion_matrix
 
-    return confusion_matrix(y, np.argmax(p, axis=1), labels=list(range(len(names))))
+    return confusion_matrix(y, pred, labels=chars)
 
 
 def _draw(out: Path, history: list[dict], cm: np.ndarray, names: list[str], accuracy: float, max_errors: int,
@@ -262,11 +301,12 @@ def _draw(out: Path, history: list[dict], cm: np.ndarray, names: list[str], accu
             files["curves"] = path
         else:
             curves_skipped = "The training history has no accuracy or loss values, so there are no curves."
-    files["confusion"] = plot_confusion(cm, names, accuracy, out / "confusion.png")
+    files["confusion"] = plot_confusion(cm, [names[i] for i in character_columns(names)], accuracy,
+                                        out / "confusion.png")
     if max_errors > 0 or wrong.size == 0:
         files["errors"] = plot_errors(wrong[:max_errors], int(wrong.size), imgs, y, pred, conf, names,
                                       out / "errors.png")
-    if len(names) >= PAIRS_MIN_CLASSES and pairs:
+    if len(cm) >= PAIRS_MIN_CLASSES and pairs:  # cm: characters x characters
         files["confused_pairs"] = plot_pairs(pairs[:PAIRS_SHOWN], imgs, y, pred, conf, names,
                                              out / "confused_pairs.png")
     return files, curves_skipped

@@ -55,8 +55,9 @@ POOL_MIN_FILES = 64
 # Framed images per model call: large enough that the per-call overhead vanishes, small enough that
 # the first answers come quickly and the workers never wait for the model.
 BATCH_SIZE = 256
-# Files per worker task: amortises the inter-process round trip (~0.1 ms) over ~30 ms of framing.
-CHUNK = 32
+# Files per worker task: amortises the inter-process round trip (~0.1 ms) over ~30 ms of framing, and
+# frame_many's per-chunk histogram arithmetic over the chunk (small scans: 0.15 ms/file at 32, 0.14 at 64).
+CHUNK = 64
 # Tasks in flight per worker: enough to keep every worker busy while the model runs.
 IN_FLIGHT_PER_WORKER = 4
 
@@ -100,14 +101,14 @@ def _ready() -> None:
 
 def _frame_chunk(paths: Sequence[str], spec: FrameSpec) -> tuple[np.ndarray, dict[int, ScrawlError]]:
     """In a worker: (the framed images of the files that could be read, stacked; {index: error})."""
-    from ..vision import frame
+    from ..vision.scans import frame_many
 
     framed, errors = [], {}
-    for i, path in enumerate(paths):
-        try:
-            framed.append(frame(path, spec))
-        except ScrawlError as exc:
-            errors[i] = exc
+    for i, item in enumerate(frame_many(paths, spec)):  # = frame(path, spec) each, small scans together
+        if isinstance(item, ScrawlError):
+            errors[i] = item
+        else:
+            framed.append(item)
     stacked = np.stack(framed) if framed else np.zeros((0, spec.size, spec.size), np.float32)
     return stacked, errors
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import CHARSETS, charset_indices, merge_map  # noqa: F401 (part of this module's API)
-from ..settings import TOP_K
+from ..settings import TOP_K, UNCERTAIN_BELOW
 from ..tasks.classify import softmax  # noqa: F401 (part of this module's API)
 from ..vision import frame, to_input
 from .card import ModelCard
@@ -31,18 +31,31 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prediction:
-    label: str  # the most likely class
-    confidence: float  # its probability
-    top_k: list[tuple[str, float]]  # the best k classes with probabilities, best first
+    """One image's answer (scrawl.tasks.classify.Answer, plus what the model saw). `label` is always a
+    character; with a model that has the reject class, `rejected` says the image is more likely no
+    character at all (a tap, a dash, a scribble, two characters) than `label`."""
+
+    label: str  # the most likely character (never the reject class)
+    confidence: float  # its probability, under the softmax over all classes
+    top_k: list[tuple[str, float]]  # the best k characters with probabilities, best first
     framed: np.ndarray = field(repr=False)  # (28, 28) float in [0, 1]: what the model saw
+    not_a_character: float = 0.0  # the reject class's probability (0.0: a model without it)
+    rejected: bool = False  # the reject class is more probable than `label`
+
+    @property
+    def uncertain(self) -> bool:
+        """Not to be taken as read: rejected, or confidence below scrawl.settings.UNCERTAIN_BELOW."""
+        return self.rejected or self.confidence < UNCERTAIN_BELOW
 
     def to_dict(self) -> dict:
         return {"label": self.label, "confidence": round(self.confidence, 6),
-                "top_k": [{"label": c, "probability": round(p, 6)} for c, p in self.top_k]}
+                "top_k": [{"label": c, "probability": round(p, 6)} for c, p in self.top_k],
+                "not_a_character": round(self.not_a_character, 6), "rejected": self.rejected}
 
 
 class Recognizer:
-    """Reads one character per image.
+    """Reads one character per image (or says it is none: Prediction.rejected, for a model with the
+    reject class scrawl.labels.NOT_A_CHARACTER).
 
     >>> from scrawl import Recognizer
     >>> rec = Recognizer()              # the bundled digit model, in PyTorch
@@ -117,7 +130,8 @@ class Recognizer:
         allowed = charset_indices(self.classes, charset)
         probs = self.task.probabilities(self.logits(framed), allowed)
         answers = self.task.decode(probs, self.classes, top_k, allowed)
-        return [Prediction(a.label, a.confidence, a.top_k, f) for a, f in zip(answers, framed)]
+        return [Prediction(a.label, a.confidence, a.top_k, f, a.not_a_character, a.rejected)
+                for a, f in zip(answers, framed)]
 
 
 class _TorchBackend:

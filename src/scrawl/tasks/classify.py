@@ -1,4 +1,12 @@
-"""The `classify` task: one image in, one character out (softmax over the model's classes)."""
+"""The `classify` task: one image in, one character out (softmax over the model's classes).
+
+A model may have a reject class, scrawl.labels.NOT_A_CHARACTER, after its characters (issue 15): "this
+is no character" (a tap, a dash, a scribble, two characters). An answer never names it: its `label` is
+the best character, its `confidence` that character's probability under the softmax over all classes
+(so what the reject class takes lowers it), `top_k` lists characters only, and `not_a_character` /
+`rejected` tell how likely, and whether more likely than the best character, the image is none.
+A model without the class answers as it always did (not_a_character 0.0, never rejected).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +15,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..labels import NOT_A_CHARACTER
+from ..settings import UNCERTAIN_BELOW
 from .base import BatchScore, Task
 
 
 @dataclass
 class Answer:
-    """One image's answer: the best class, its probability, and the best k with probabilities."""
+    """One image's answer: the best character, its probability, the best k characters with
+    probabilities, the reject class's probability, and whether that beats the best character."""
 
     label: str
     confidence: float
     top_k: list[tuple[str, float]]
+    not_a_character: float = 0.0
+    rejected: bool = False
+
+    @property
+    def uncertain(self) -> bool:
+        """Not to be taken as read: rejected, or the best character below scrawl.settings.UNCERTAIN_BELOW."""
+        return self.rejected or self.confidence < UNCERTAIN_BELOW
 
 
 def softmax(logits: np.ndarray, allowed: list[int] | None = None) -> np.ndarray:
@@ -61,13 +79,17 @@ class ClassifyTask(Task):
 
     def decode(self, probs: np.ndarray, classes: Sequence[str], top_k: int,
                allowed: list[int] | None = None) -> list[Answer]:
-        k = max(1, min(top_k, len(classes) if allowed is None else len(allowed)))
+        reject = _reject_index(classes)
+        chars = np.array([i for i in (range(len(classes)) if allowed is None else sorted(allowed)) if i != reject],
+                         dtype=np.int64)
+        k = max(1, min(top_k, len(chars)))
         out = []
         for row in np.asarray(probs):
             # Stable sort of -probs: among equal probabilities the lower index comes first, like argmax.
-            best = np.argsort(-row, kind="stable")[:k]
+            best = chars[np.argsort(-row[chars], kind="stable")[:k]]
             top = [(classes[i], float(row[i])) for i in best]
-            out.append(Answer(top[0][0], top[0][1], top))
+            none = 0.0 if reject is None else float(row[reject])
+            out.append(Answer(top[0][0], top[0][1], top, none, none > top[0][1]))
         return out
 
     def metrics(self, targets: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
@@ -78,3 +100,8 @@ class ClassifyTask(Task):
 
     def output_spec(self, num_classes: int) -> dict:
         return {"name": "logits", "shape": ["N", int(num_classes)]}
+
+
+def _reject_index(classes: Sequence[str]) -> int | None:
+    """Where the reject class is in `classes`, or None for a model without it."""
+    return next((i for i, c in enumerate(classes) if c == NOT_A_CHARACTER), None)

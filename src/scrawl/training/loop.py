@@ -88,6 +88,8 @@ def _train(cfg: TrainConfig, out_dir: Path, group: Group, device: torch.device, 
     model = build_model(cfg.model, **model_config)
     if saved is not None:
         model.load_state_dict(saved.state_dict)
+    elif cfg.init:
+        _init_from(model, cfg.model, cfg.init, start.data.classes)
     model = model.to(device=device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
     aug_gen = torch.Generator(device=device).manual_seed(rank_seed(cfg.seed, group.rank))
@@ -109,6 +111,34 @@ def _train(cfg: TrainConfig, out_dir: Path, group: Group, device: torch.device, 
         group.barrier()  # every process returns once the files are written
     return {"best": checkpoints.best, "last": checkpoints.last, "history": state.history,
             "best_val_acc": state.best_val_acc, "rank": group.rank, "world_size": group.world}
+
+
+def _init_from(model: torch.nn.Module, arch: str, path: str, classes: list[str]) -> None:
+    """Fine-tuning: copy a checkpoint's weights into `model`. Its class rows (the output layer) are
+    matched by label, so a model with a new class (the reject class) keeps what the old one learned and
+    the new class starts from the fresh initialisation."""
+    from ..runtime.checkpoint import load_checkpoint
+
+    source = load_checkpoint(path)
+    if source.card.arch != arch:
+        raise ScrawlError(f"--init {path}: a {source.card.arch} model cannot start a {arch} run")
+    old = list(source.card.classes)
+    rows = [(i, old.index(c)) for i, c in enumerate(classes) if c in old]
+    state = model.state_dict()
+    for key, value in source.state_dict.items():
+        if key not in state:
+            raise ScrawlError(f"--init {path}: its weights do not fit this model ({key} is not in it)")
+        if value.shape == state[key].shape and len(old) == len(classes):
+            state[key] = value
+        elif value.shape[:1] == (len(old),) and state[key].shape[:1] == (len(classes),) and value.shape[1:] == state[key].shape[1:]:
+            for new, was in rows:  # a per-class tensor (output weights and bias)
+                state[key][new] = value[was]
+        elif value.shape == state[key].shape:
+            state[key] = value
+        else:
+            raise ScrawlError(f"--init {path}: its weights do not fit this model ({key}: {tuple(value.shape)} "
+                              f"against {tuple(state[key].shape)})")
+    model.load_state_dict(state)
 
 
 @dataclass

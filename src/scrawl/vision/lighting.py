@@ -27,10 +27,12 @@ It also holds the 256-bin histogram helpers that `ink` shares.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
-__all__ = ["FLATTEN_MIN_SIDE", "flatten"]
+__all__ = ["FLATTEN_MIN_SIDE", "flatten"]  # and the histogram helpers, for ink and scans
 
 # Images smaller than this are taken to have a flat background (no lighting correction): MNIST-size
 # inputs are digital, and a kernel a third of the image wide would be no wider than a stroke.
@@ -122,10 +124,14 @@ def _reduced(x: np.ndarray, long_side: int) -> np.ndarray:
     """x shrunk (INTER_AREA) so its long side is about `long_side`, but never below MIN_SHORT_SIDE across
     (nor enlarged)."""
     h, w = x.shape
-    s = min(1.0, max(long_side / max(h, w), MIN_SHORT_SIDE / min(h, w)))
+    s = _reduced_scale(h, w, long_side)
     if s >= 1:
         return x
     return cv2.resize(x, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _reduced_scale(h: int, w: int, long_side: int) -> float:
+    return min(1.0, max(long_side / max(h, w), MIN_SHORT_SIDE / min(h, w)))
 
 
 def _local_median(g8: np.ndarray, med: int) -> np.ndarray:
@@ -143,15 +149,19 @@ def _flatten(g: np.ndarray, h: np.ndarray, t: int, dark: bool) -> np.ndarray:
     """Ink contrast for one polarity: the lighting divided out (dark ink) or subtracted (light ink).
     A small picture's background level is the median of its background class (Otsu threshold t): a
     character that fills its frame is not judged against its own ink."""
+    bg = _background(g, _paper(h, t, dark), light=dark)
+    x = 1 - g / np.maximum(bg, np.float32(1 / 255)) if dark else g - bg
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def _paper(h: np.ndarray, t: int, dark: bool) -> float:
+    """The background class's median level (the paper's, for a small picture)."""
     side = h.copy()
     if dark:
         side[: t + 1] = 0
     else:
         side[t + 1 :] = 0
-    paper = hist_percentile(side, 50) if side.sum() else hist_percentile(h, 50)
-    bg = _background(g, paper, light=dark)
-    x = 1 - g / np.maximum(bg, np.float32(1 / 255)) if dark else g - bg
-    return np.clip(x, 0, 1).astype(np.float32)
+    return hist_percentile(side, 50) if side.sum() else hist_percentile(h, 50)
 
 
 def _background(g: np.ndarray, paper: float, light: bool):
@@ -213,6 +223,8 @@ def _frame_share(x: np.ndarray) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------ histogram helpers
 
+_LEVELS = np.arange(256, dtype=np.float64)
+
 
 def u8(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -224,25 +236,83 @@ def hist(x8: np.ndarray) -> np.ndarray:
 
 def hist_percentile(h: np.ndarray, q: float) -> float:
     """q-th percentile (0..100) of uint8 data given its 256-bin histogram, in [0, 1] units."""
-    c = np.cumsum(h)
-    return float(np.searchsorted(c, q / 100 * c[-1])) / 255
+    c = h.cumsum()
+    return float(c.searchsorted(q / 100 * c[-1])) / 255
+
+
+def hist_percentiles(h: np.ndarray, q: float) -> np.ndarray:
+    """hist_percentile of each row of h (N, 256)."""
+    c = h.cumsum(1)
+    return (c < (q / 100 * c[:, -1])[:, None]).sum(1) / 255
+
+
+def hist_mads(h: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """For each row of h (N, 256): the median absolute deviation (unscaled, in [0, 1] units) of its
+    levels from level m (its median), as the n/2-th smallest |level / 255 - m / 255|."""
+    devs, orders = _mad_tables()
+    c = np.take_along_axis(h, orders[m], 1).cumsum(1)
+    return devs[m, (c < 0.5 * c[:, -1:]).sum(1)]
+
+
+@functools.cache
+def _mad_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Row m: |level / 255 - m / 255| for the 256 levels in their stable sort order, and that order (a
+    median is one of 256 levels: each order is sorted once)."""
+    dev = np.abs(np.arange(256) / 255 - (np.arange(256) / 255)[:, None])
+    order = np.argsort(dev, axis=1, kind="stable")
+    return np.take_along_axis(dev, order, 1), order
+
+
+def median(v: np.ndarray) -> float:
+    """float(np.median(v)) of a 1-D float array without NaN, its arithmetic included (the middle
+    value, or the mean of the middle two in v's dtype), without np.median's overhead."""
+    k = v.size // 2
+    if v.size % 2:
+        return float(np.partition(v, k)[k])
+    part = np.partition(v, (k - 1, k))
+    return float(part[k - 1 : k + 1].mean())
 
 
 def otsu(h: np.ndarray) -> int:
     """Otsu's threshold from a 256-bin histogram: OpenCV's THRESH_OTSU computed on the histogram we
     already have (cv2.threshold would histogram the image again). Same rule as OpenCV's
     getThreshVal_Otsu_8u: the first level with the largest between-class variance, skipping levels
-    where either class is (nearly) empty."""
-    p = h.astype(np.float64) / max(float(h.sum()), 1.0)
-    levels = np.arange(256, dtype=np.float64)
-    q1 = np.cumsum(p)
+    where either class is (nearly) empty. (otsu_rows does many at once; tests check they agree.)"""
+    p = h.astype(np.float64)
+    p /= max(float(h.sum()), 1.0)
+    q1 = p.cumsum()
     q2 = 1.0 - q1
-    mu = float(p @ levels)
+    # The levels where both classes hold more than eps are one run (q1 rises, q2 falls): compute the
+    # variance there only, so nothing divides by an empty class. (Methods, not np.* functions: this
+    # runs a few times per image, and for small images numpy's per-call overhead is the cost.)
+    eps = float(np.finfo(np.float32).eps)
+    rev = q2[::-1]
+    lo = max(int(q1.searchsorted(eps)), 256 - int(rev.searchsorted(1 - eps, "right")))
+    hi = min(int(q1.searchsorted(1 - eps, "right")), 256 - int(rev.searchsorted(eps)))
+    if lo >= hi:
+        return 0
+    mu = float(p @ _LEVELS)
+    q1, q2 = q1[lo:hi], q2[lo:hi]
+    mu1 = (p * _LEVELS).cumsum()[lo:hi] / q1
+    mu2 = (mu - q1 * mu1) / q2
+    sigma = q1 * q2 * (mu1 - mu2) ** 2
+    i = int(sigma.argmax())
+    return lo + i if sigma[i] > 0 else 0
+
+
+def otsu_rows(h: np.ndarray) -> np.ndarray:
+    """`otsu` of each row of h (N, 256), all at once."""
+    # Totals and means row by row: the same summation order as for one histogram.
+    p = h.astype(np.float64) / np.array([[max(float(r.sum()), 1.0)] for r in h])
+    mu = np.array([[float(r @ _LEVELS)] for r in p])
+    q1 = p.cumsum(1)
+    q2 = 1.0 - q1
     with np.errstate(divide="ignore", invalid="ignore"):
-        mu1 = np.cumsum(p * levels) / q1
+        mu1 = (p * _LEVELS).cumsum(1) / q1
         mu2 = (mu - q1 * mu1) / q2
         sigma = q1 * q2 * (mu1 - mu2) ** 2
     eps = np.finfo(np.float32).eps
     valid = (np.minimum(q1, q2) >= eps) & (np.maximum(q1, q2) <= 1 - eps)
     sigma = np.where(valid, sigma, 0.0)
-    return int(np.argmax(sigma)) if sigma.max() > 0 else 0
+    best = sigma.argmax(1)
+    return np.where(sigma[np.arange(len(h)), best] > 0, best, 0)

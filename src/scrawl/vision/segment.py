@@ -19,7 +19,9 @@ left to right); `read(source, recognizer)` also recognises them, in one batch. S
 5. Lines: characters grouped by vertical overlap; reading order: lines top to bottom, then left to right.
 6. Each character's crop of the ink map (a square with a margin, every other character's ink masked
    out, its anti-aliased rim kept) goes through `scrawl.vision.framing.frame`, like any single character.
-7. `join_lines` turns the pieces' labels into the text of each line.
+7. `join_lines` turns the pieces' labels into the text of each line; `lines_text` does it for a read,
+   leaving out the pieces a model with the reject class calls no character (a speck, a slip of the pen):
+   they stay in the read, marked `rejected`, but are not read as text.
 
 Touching characters (one connected blob holding two digits) are not split yet.
 """
@@ -40,7 +42,7 @@ from .ink import load_image
 from .marks import components, group, union_box
 
 __all__ = [
-    "MAX_CHARACTERS", "Piece", "Segmentation", "TooManyCharactersError", "join_lines", "read", "segment",
+    "MAX_CHARACTERS", "Piece", "Segmentation", "TooManyCharactersError", "join_lines", "lines_text", "read", "segment",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,9 @@ def read(source, recognizer, *, top_k: int = TOP_K, charset: str | None = None, 
     """Segment `source` and recognise every character in one batch.
 
     Returns (segmentation, predictions) with predictions[i] for segmentation.pieces[i] (a
-    scrawl.runtime.recognizer.Prediction). Pieces the framing finds empty (only faint ink) are dropped.
+    scrawl.runtime.recognizer.Prediction). Pieces the framing finds empty (only faint ink) are dropped;
+    pieces the model rejects (Prediction.rejected: not a character) are kept, for the caller to show
+    as such, and `lines_text` leaves them out of the text.
     """
     spec: FrameSpec = recognizer.spec
 
@@ -162,6 +166,12 @@ def join_lines(seg: Segmentation, labels: Sequence[str]) -> list[str]:
     for piece, label in zip(seg.pieces, labels):
         lines[piece.line].append(label)
     return ["".join(line) for line in lines]
+
+
+def lines_text(seg: Segmentation, preds: Sequence) -> list[str]:
+    """The text of each line of a `read`: its predictions' labels, without the pieces the model rejects
+    (not a character: they are no part of the text, whatever character they look most like)."""
+    return join_lines(seg, ["" if p.rejected else p.label for p in preds])
 
 
 def _frame_or_none(crop: np.ndarray, spec: FrameSpec):

@@ -10,10 +10,13 @@ image's size:
                 "chars": [{"char", "confidence", "box", "uncertain"}],
                 "alternatives": [{"text", "probability"}]}]}
 
-The segmenter's characters also carry `top_k` (each character's alternatives) and `framed` (the 28x28
-image the character model saw), and its line alternatives are the most likely combinations of the
-characters' alternatives. An image with nothing to read raises EmptyImageError (a 422 "nothing to
-read"), whichever the method.
+The segmenter's characters also carry `top_k` (each character's alternatives), `framed` (the 28x28
+image the character model saw), `not_a_character` and `rejected` (scrawl.runtime.recognizer.Prediction),
+and its line alternatives are the most likely combinations of the characters' alternatives. A piece of
+ink the character model rejects (not a character: a speck, a slip of the pen) stays in its line's
+`chars`, with `"rejected": true` and `"char": ""`, but is no part of the text, the line's confidence
+or its alternatives; a line of nothing but such pieces reads as "" and adds nothing to the text. An
+image with nothing to read raises EmptyImageError (a 422 "nothing to read"), whichever the method.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def read_segmented(rec, data: bytes, *, top_k: int, charset: str | None, max_cha
                    character) -> dict:
     """The segmenter: cut the ink into characters (scrawl.vision.segment) and read each with the character
     model `rec`. `character(prediction)` -> the character's JSON (label, confidence, uncertain, top_k,
-    framed), as /api/predict gives it."""
+    not_a_character, rejected, framed), as /api/predict gives it."""
     from ..vision.segment import read
 
     seg, preds = read(data, rec, top_k=top_k, charset=charset, max_characters=max_characters)
@@ -54,22 +57,26 @@ def read_segmented(rec, data: bytes, *, top_k: int, charset: str | None, max_cha
         mine = [(piece, character(pred)) for piece, pred in zip(seg.pieces, preds) if piece.line == k]
         if mine:
             lines.append(_segmented_line(mine, top_k))
-    return {"method": "segmenter", "size": list(seg.size), "text": "\n".join(line["text"] for line in lines),
-            "lines": lines}
+    text = "\n".join(line["text"] for line in lines if line["text"])  # a line of rejected marks only: no text
+    return {"method": "segmenter", "size": list(seg.size), "text": text, "lines": lines}
 
 
 def _segmented_line(pieces: list, top_k: int) -> dict:
-    """One line of (Piece, character JSON) pairs, left to right -> the line's JSON."""
+    """One line of (Piece, character JSON) pairs, left to right -> the line's JSON. Rejected pieces (not
+    a character) are listed with "char" "" and left out of the text, confidence and alternatives."""
     chars = []
     for piece, c in pieces:
         x, y, w, h = piece.box
-        chars.append({"char": c["label"], "confidence": c["confidence"], "box": [x, y, x + w, y + h],
-                      "uncertain": c["uncertain"], "top_k": c["top_k"], "framed": c["framed"]})
+        chars.append({"char": "" if c["rejected"] else c["label"], "confidence": c["confidence"],
+                      "box": [x, y, x + w, y + h], "uncertain": c["uncertain"], "rejected": c["rejected"],
+                      "not_a_character": c["not_a_character"], "top_k": c["top_k"], "framed": c["framed"]})
     boxes = [c["box"] for c in chars]
     box = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-    least = min(chars, key=lambda c: c["confidence"])
-    alternatives = best_combinations([[(a["label"], a["probability"]) for a in c["top_k"]] for c in chars], top_k)
-    return {"text": "".join(c["char"] for c in chars), "confidence": least["confidence"],
+    read = [c for c in chars if not c["rejected"]]
+    least = min(read, key=lambda c: c["confidence"]) if read else {"confidence": 0.0, "uncertain": True}
+    options = [[(a["label"], a["probability"]) for a in c["top_k"]] for c in read]
+    alternatives = best_combinations(options, top_k) if read else []
+    return {"text": "".join(c["char"] for c in read), "confidence": least["confidence"],
             "uncertain": least["uncertain"], "box": box, "chars": chars,
             "alternatives": [{"text": t, "probability": round(p, 6)} for t, p in alternatives]}
 

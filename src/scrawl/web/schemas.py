@@ -32,11 +32,18 @@ class Alternative(BaseModel):
     probability: float
 
 
+_NOT_A_CHARACTER = ("the probability that the image is no character at all (a tap, a dash, a scribble, two "
+                    "characters); 0 for a model without that class")
+_REJECTED = "true: the image is more likely no character at all than `label`: do not take `label` as read"
+
+
 class Character(BaseModel):
-    label: str = Field(description="the most likely class")
+    label: str = Field(description="the most likely character")
     confidence: float = Field(description="its probability (0..1)")
-    uncertain: bool = Field(description=f"confidence below {UNCERTAIN_BELOW:g}: look at the alternatives")
-    top_k: list[Alternative] = Field(description="the best classes, best first")
+    uncertain: bool = Field(description=f"rejected, or confidence below {UNCERTAIN_BELOW:g}: look at the alternatives")
+    top_k: list[Alternative] = Field(description="the best characters, best first")
+    not_a_character: float = Field(description=_NOT_A_CHARACTER)
+    rejected: bool = Field(description=_REJECTED)
     framed: str = Field(description="the 28x28 image the model saw, as-is (light ink on black), "
                                     "as a data:image/png;base64 URL")
 
@@ -45,10 +52,12 @@ class PredictResult(BaseModel):
     model: str
     empty: bool = Field(description="true when the image holds no ink: then label and framed are null")
     message: str | None = Field(description='"nothing to read: ..." when empty, else null')
-    label: str | None
+    label: str | None = Field(description="the most likely character (null when empty); see `rejected`")
     confidence: float
-    uncertain: bool
-    top_k: list[Alternative]
+    uncertain: bool = Field(description=f"rejected, or confidence below {UNCERTAIN_BELOW:g}")
+    top_k: list[Alternative] = Field(description="the best characters, best first")
+    not_a_character: float = Field(description=_NOT_A_CHARACTER)
+    rejected: bool = Field(description=_REJECTED)
     framed: str | None
 
 
@@ -58,18 +67,23 @@ class TextAlternative(BaseModel):
 
 
 class ReadCharacter(BaseModel):
-    char: str
+    char: str = Field(description='the character; "" for a piece of ink the model rejects (see `rejected`)')
     confidence: float = Field(description="its probability (0..1)")
     box: list[int] = Field(description="[x0, y0, x1, y1] in the image's pixels (after its EXIF rotation); "
                                        "approximate for a line model")
-    uncertain: bool = Field(description=f"confidence below {UNCERTAIN_BELOW:g}")
+    uncertain: bool = Field(description=f"rejected, or confidence below {UNCERTAIN_BELOW:g}")
+    rejected: bool = Field(False, description="segmenter only: true when the character model says this piece of "
+                                              "ink is no character (a speck, a slip of the pen); it is then left "
+                                              "out of the text, and its `top_k` says what it looks most like")
+    not_a_character: float | None = Field(None, description="segmenter only: " + _NOT_A_CHARACTER)
     top_k: list[Alternative] | None = Field(None, description="segmenter only: the character's alternatives")
     framed: str | None = Field(None, description="segmenter only: the 28x28 image the character model saw")
 
 
 class ReadLine(BaseModel):
     text: str
-    confidence: float = Field(description="the least confident character's probability")
+    confidence: float = Field(description="the least confident character's probability (0 when no character "
+                                          "was read)")
     uncertain: bool
     box: list[int] = Field(description="[x0, y0, x1, y1] of the line's ink")
     chars: list[ReadCharacter] = Field(description="each character, left to right (spaces included)")
@@ -80,7 +94,8 @@ class ReadResult(BaseModel):
     model: str
     method: str = Field(description='"line" (a line model) or "segmenter" (a character model, piece by piece)')
     size: list[int] | None = Field(description="[width, height] of the image in pixels")
-    text: str = Field(description='the lines, top to bottom, joined by "\\n"')
+    text: str = Field(description='the lines, top to bottom, joined by "\\n" (the segmenter leaves out a line '
+                                  'of rejected pieces only)')
     lines: list[ReadLine]
 
 
@@ -189,7 +204,10 @@ object / form fields). `/api/models` lists the models and their kind: "character
 ("nothing to read ..."); `/api/read` answers it with a 422 `{{"error": "nothing to read: ...",
 "empty": true}}`. Answers below a confidence of {uncertain_below:g} carry `"uncertain": true`; look at
 `top_k` (a character's alternatives) or `alternatives` (a line's). `framed` is the 28x28 image a
-character model saw, as-is: light ink on black.
+character model saw, as-is: light ink on black. A character model trained with a "not a character"
+class gives `not_a_character` (its probability) and `"rejected": true` when the image is more likely
+no character at all (a tap, a dash, a scribble) than its best `label`: such an answer is uncertain, and
+the segmenter leaves such a piece of ink out of the text (`"char": ""`, `"rejected": true`).
 
 Errors are JSON `{{"error": "..."}}`: 400 malformed request (empty body, bad JSON or data URL), 413 body
 too large, 415 unsupported Content-Type, 422 the image cannot be used (not an image, truncated, zero

@@ -7,7 +7,8 @@ their batch norms folded into the convolutions (Recognizer(optimize=True)); the 
 is scrawl.settings.UNCERTAIN_BELOW unless the app is given another.
 
 Two kinds of model: "character" models (task classify) read one character per image (/api/predict) and,
-through the segmenter, strings of them; "line" models (task ctc) read whole lines (/api/read only).
+through the segmenter, strings of them (a model with the reject class also says when an image, or a
+piece of ink, is not a character: `rejected`); "line" models (task ctc) read whole lines (/api/read only).
 /api/read uses the first line model unless told otherwise, or the default character model (segmenter)
 when the server has no line model. The word prior (a Lexicon) is loaded with the line models.
 """
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import EmptyImageError, ScrawlError
-from ..labels import charsets_for
+from ..labels import NOT_A_CHARACTER, characters_of, charsets_for
 from ..settings import UNCERTAIN_BELOW
 from .reading import read_lines, read_segmented
 
@@ -112,7 +113,8 @@ class Service:
             framed = rec.frame(data)
         except EmptyImageError as exc:
             return {"model": name, "empty": True, "message": f"{NOTHING}: {exc}", "label": None,
-                    "confidence": 0.0, "uncertain": True, "top_k": [], "framed": None}
+                    "confidence": 0.0, "uncertain": True, "top_k": [], "not_a_character": 0.0, "rejected": False,
+                    "framed": None}
         pred = rec.predict_framed(framed[None], top_k=top_k, charset=charset)[0]
         return {"model": name, "empty": False, "message": None, **self._character(pred)}
 
@@ -131,8 +133,9 @@ class Service:
         return {"model": name, **out}
 
     def _character(self, pred) -> dict:
-        d = pred.to_dict()
-        d["uncertain"] = pred.confidence < self.uncertain_below
+        d = pred.to_dict()  # label, confidence, top_k, not_a_character, rejected
+        # Prediction.uncertain's rule with the app's threshold: a rejected image is never a sure answer.
+        d["uncertain"] = pred.rejected or pred.confidence < self.uncertain_below
         d["framed"] = framed_png(pred.framed)
         return d
 
@@ -175,13 +178,16 @@ def _model_name(model: str) -> str:
 
 
 def _describe(classes: list[str], arch, trained_on: str, kind: str = "character") -> str:
+    chars = characters_of(classes)
     if kind == "line":
         what = f"lines of handwriting: numbers, words and punctuation ({len(classes)} characters, space included)"
-    elif classes == [str(i) for i in range(10)]:
+    elif chars == [str(i) for i in range(10)]:
         what = "handwritten digits 0-9"
     else:
-        shown = "".join(classes) if all(len(c) == 1 for c in classes) and len(classes) <= 62 else f"{len(classes)} classes"
+        shown = "".join(chars) if all(len(c) == 1 for c in chars) and len(chars) <= 62 else f"{len(chars)} classes"
         what = f"handwritten characters ({shown})"
+    if kind != "line" and NOT_A_CHARACTER in classes:
+        what += ", or not a character (a tap, a dash, a scribble)"
     return f"{what}; {arch} network trained on {trained_on}"
 
 

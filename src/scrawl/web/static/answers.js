@@ -1,7 +1,7 @@
 // Scrawl's page, part 1 of 2: showing answers. Probability bars, the boxes over the pad or the photo
 // with labels that never overlap, and the reading of /api/read (a line model's or the segmenter's):
-// the text, each character with its confidence (uncertain ones marked), and the alternatives for each
-// line. No state and no requests here: app.js (part 2) owns those and calls window.ScrawlAnswers.
+// the text, each character with its confidence (uncertain ones marked; pieces of ink the model calls
+// "not a character" marked as such, and left out of the text), and the alternatives for each line. No state and no requests here: app.js (part 2) owns those and calls window.ScrawlAnswers.
 "use strict";
 
 window.ScrawlAnswers = (function () {
@@ -86,7 +86,8 @@ window.ScrawlAnswers = (function () {
     return spots;
   }
 
-  // characters: [{label, box: [x, y, w, h], uncertain, line}] in the picture's pixels.
+  // characters: [{label, box: [x, y, w, h], uncertain, rejected, line}] in the picture's pixels; a rejected
+  // one (not a character) gets a dotted box and a cross, never a character.
   function drawBoxes(svg, characters, width, height) {
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.setAttribute("preserveAspectRatio", "none");
@@ -106,12 +107,13 @@ window.ScrawlAnswers = (function () {
       rect.setAttribute("y", y - 2);
       rect.setAttribute("width", w + 4);
       rect.setAttribute("height", h + 4);
-      if (c.uncertain) rect.setAttribute("class", "uncertain");
+      const kind = c.rejected ? "rejected" : c.uncertain ? "uncertain" : "";
+      if (kind) rect.setAttribute("class", kind);
       const text = document.createElementNS(SVG, "text");
       text.setAttribute("x", spots[i].x.toFixed(1));
       text.setAttribute("y", spots[i].y.toFixed(1));
       text.setAttribute("font-size", fontSize);
-      if (c.uncertain) text.setAttribute("class", "uncertain");
+      if (kind) text.setAttribute("class", kind);
       text.textContent = c.label;
       svg.append(rect, text);
     });
@@ -131,29 +133,28 @@ window.ScrawlAnswers = (function () {
     });
   }
 
-  // The characters worth a box and a card (not the spaces between words), each with the box it is shown in.
+  // The characters worth a box and a card (not the spaces between words; the segmenter's pieces of ink
+  // that are not characters too, marked), each with the box it is shown in.
   function inkCharacters(data) {
     const out = [];
     data.lines.forEach((line, k) => {
       const shown = data.method === "line" ? spread(line) : line.chars.map((c) => c.box);
       line.chars.forEach((c, i) => {
-        if (c.char.trim()) out.push({ ...c, line: k, shown: shown[i] });
+        if (c.char.trim() || c.rejected) out.push({ ...c, line: k, shown: shown[i] });
       });
     });
     return out;
   }
 
+  const NOT_A_CHARACTER = "Not a character";
+  const CROSS = "\u00d7"; // a rejected piece's mark on the picture
+
   // A card per character: what it reads as, how sure (uncertain ones marked, in words too), and for the
   // segmenter the 28x28 image the character model saw with its alternatives.
   function characterCard(c) {
+    if (c.rejected) return rejectedCard(c);
     const li = el("li", c.uncertain ? "uncertain" : "");
-    if (c.framed) {
-      const img = el("img");
-      img.src = c.framed;
-      img.width = img.height = 42;
-      img.alt = `the model saw this for ${c.char}`;
-      li.append(img);
-    }
+    if (c.framed) li.append(seenImage(c.framed, `the model saw this for ${c.char}`));
     const label = el("span", "c-label", c.char);
     const sure = el("span", "c-conf", pct(c.confidence));
     li.append(label, sure);
@@ -162,8 +163,32 @@ window.ScrawlAnswers = (function () {
       flag.setAttribute("aria-hidden", "true");
       li.append(flag, el("span", "sr-only", " (not sure)"));
     }
-    if (c.top_k) li.append(el("span", "c-alt", c.top_k.map((a) => `${a.label}  ${pct(a.probability)}`).join("\n")));
+    if (c.top_k) li.append(alternativesText(c.top_k));
     return li;
+  }
+
+  // A piece of ink the model calls no character (a speck, a slip of the pen): said in words, with how
+  // likely, and the characters it looks most like; it is not part of the text.
+  function rejectedCard(c) {
+    const li = el("li", "rejected");
+    if (c.framed) li.append(seenImage(c.framed, "the model saw this, and says it is not a character"));
+    const what = el("span", "c-none"); // the words over their probability: the card keeps its width
+    what.append(el("span", "c-label", NOT_A_CHARACTER), el("span", "c-conf", pct(c.not_a_character || 0)));
+    li.append(what);
+    if (c.top_k) li.append(alternativesText(c.top_k));
+    return li;
+  }
+
+  function seenImage(src, alt) {
+    const img = el("img");
+    img.src = src;
+    img.width = img.height = 42;
+    img.alt = alt;
+    return img;
+  }
+
+  function alternativesText(topK) {
+    return el("span", "c-alt", topK.map((a) => `${a.label}  ${pct(a.probability)}`).join("\n"));
   }
 
   // The alternatives of each line, best first, as bars (a heading per line when there are several).
@@ -187,17 +212,21 @@ window.ScrawlAnswers = (function () {
   function showReading(data, svg, width, height) {
     document.getElementById("text").textContent = data.text;
     const chars = inkCharacters(data);
-    const boxes = chars.map((c) => ({ label: c.char, uncertain: c.uncertain, line: c.line,
+    const boxes = chars.map((c) => ({ label: c.rejected ? CROSS : c.char, uncertain: c.uncertain, rejected: !!c.rejected,
+                                      line: c.line,
                                       box: [c.shown[0], c.shown[1], c.shown[2] - c.shown[0], c.shown[3] - c.shown[1]] }));
     drawBoxes(svg, boxes, width, height);
     const cards = document.getElementById("chars");
     cards.replaceChildren(...chars.map(characterCard));
     cards.classList.toggle("compact", !chars.some((c) => c.framed)); // a line model's: no images
     alternatives(document.getElementById("alternatives"), data.lines);
-    const unsure = chars.filter((c) => c.uncertain).length;
+    const read = chars.filter((c) => !c.rejected);
+    const unsure = read.filter((c) => c.uncertain).length;
+    const none = chars.length - read.length;
     const lines = data.lines.length > 1 ? ` on ${data.lines.length} lines` : "";
-    return `${chars.length} character(s) found${lines}` + (unsure ? `, ${unsure} uncertain (dashed)` : "");
+    return `${read.length} character(s) found${lines}` + (unsure ? `, ${unsure} uncertain (dashed)` : "")
+      + (none ? `, ${none} ${none > 1 ? "marks" : "mark"} not a character (${CROSS}, dotted)` : "");
   }
 
-  return { pct, barRow, clearBoxes, drawBoxes, showReading };
+  return { pct, barRow, clearBoxes, drawBoxes, showReading, NOT_A_CHARACTER };
 })();

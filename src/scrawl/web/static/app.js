@@ -6,7 +6,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const { barRow, clearBoxes, showReading } = window.ScrawlAnswers;
+  const { barRow, clearBoxes, pct, showReading, NOT_A_CHARACTER } = window.ScrawlAnswers;
   // Pad sizes in canvas pixels (the PNG the server gets); CSS scales the canvas to the screen.
   const PADS = {
     single: { width: 280, height: 280, pen: 18 },
@@ -222,6 +222,7 @@
     $("single-result").hidden = true;
     $("multi-result").hidden = true;
     $("label").textContent = $("text").textContent = "";
+    $("label").classList.remove("rejected");
     $("top3").replaceChildren();
     $("chars").replaceChildren();
     $("alternatives").replaceChildren();
@@ -238,11 +239,18 @@
     if (data.empty) return showNothing(data.message);
     $("multi-result").hidden = true;
     $("single-result").hidden = false;
-    $("label").textContent = data.label;
-    $("uncertain").hidden = !data.uncertain;
+    // A model with a "not a character" class may say so (a tap, a dash, a scribble): then that is the
+    // answer, in words, and the characters it looks most like are only alternatives.
+    $("label").textContent = data.rejected ? NOT_A_CHARACTER : data.label;
+    $("label").classList.toggle("rejected", !!data.rejected);
+    $("uncertain").hidden = !data.uncertain || !!data.rejected;
     $("top3").replaceChildren(...data.top_k.map((alt) => barRow(alt.label, alt.probability)));
     $("framed").src = data.framed;
-    setStatus(data.uncertain ? `probably ${data.label}, but not sure: see the alternatives` : `it reads ${data.label}`);
+    if (data.rejected) {
+      setStatus(`not a character (${pct(data.not_a_character)}): if it is one, perhaps ${data.label} (${pct(data.confidence)})`);
+    } else {
+      setStatus(data.uncertain ? `probably ${data.label}, but not sure: see the alternatives` : `it reads ${data.label}`);
+    }
   }
 
   // An /api/read answer (answers.js draws it); width x height: the picture's pixels.
