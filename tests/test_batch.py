@@ -213,12 +213,17 @@ def test_cli_predict_folder_json_is_in_order_with_the_broken_files_error(folder,
 def test_cli_predict_folder_table_keeps_order_and_marks_uncertain_answers(folder):
     r = run_cli("predict", "--runtime", "onnx", folder)
     assert r.returncode == 1
-    rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
+    lines = r.stdout.splitlines()
+    footers = [line for line in lines if line.startswith(("- = ", "? = "))]
+    rows = [line.split() for line in lines[1:] if line not in footers]
     assert [row[0] for row in rows] == _listed(folder)
     assert rows[BROKEN][1] == "error:" and rows[BLANK][1] == "error:"
-    assert rows[-1][0].endswith("zz-dash.png") and rows[-1][3] == "?"
+    # the dash: "not a character" (the bundled digit model has the reject class), flagged uncertain
+    assert rows[-1][0].endswith("zz-dash.png") and rows[-1][1] == "-" and rows[-1][3] == "?"
     unsure = sum(len(row) > 3 and row[3] == "?" for row in rows)
-    assert r.stdout.splitlines()[-1].startswith(f"? = uncertain ({unsure} of 201)")
+    rejected = sum(len(row) > 1 and row[1] == "-" for row in rows)
+    assert footers[0].startswith(f"- = not a character ({rejected} of 201)")
+    assert footers[-1].startswith(f"? = uncertain ({unsure} of 201)") and lines[-1] == footers[-1]
     assert r.stderr.strip() == "2 of 201 inputs could not be read"
 
 

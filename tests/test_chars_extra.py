@@ -326,8 +326,6 @@ def test_init_copies_the_weights_and_matches_class_rows_by_label(tmp_path, class
     assert not any(torch.equal(new["head.weight"][reject], old["head.weight"][i]) for i in range(10))
 
 
-@pytest.mark.xfail(strict=True, reason="_init_from copies the class rows in place when the class count is the "
-                                       "same, whatever their order (see the issue 15 report)")
 def test_init_matches_rows_by_label_when_only_the_order_differs(tmp_path):
     path, old = _ten_class_checkpoint(tmp_path)
     model = build_model("fastnet", num_classes=10)

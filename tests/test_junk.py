@@ -111,7 +111,6 @@ NEGATIVE_FLOOR = 0.95
 REAL_REJECTED_CEILING = 0.01
 
 
-@pytest.mark.skip(reason="bundled models not retrained yet")
 @pytest.mark.realdata
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["digits", "digits-lite", "chars"])

@@ -3,7 +3,7 @@ no character at all, in the answers of the Python API, `scrawl predict` (table, 
 API (/api/predict, and /api/read's segmenter, which leaves such pieces out of the text) and the page.
 
 The model is a real checkpoint file with the class, made here so that its answers are known: the
-bundled digit model with an 11th output, "not a character", whose logit is a constant REJECT_LOGIT.
+bundled digit model's ten digit outputs with an 11th, "not a character", whose logit is a constant REJECT_LOGIT.
 Clear digits still read (the digit model's best logit is about 4 on them, so the reject class takes
 about 20%), while a dash or a zigzag (best logit below about 2) is rejected. Models without the class
 answer exactly as before (test_inference, test_cli, test_web_api check those answers).
@@ -29,15 +29,29 @@ REJECT_LOGIT = 3.0
 CLASSES = [*"0123456789", NOT_A_CHARACTER]
 
 
-def reject_model(path: Path) -> Path:
-    """The bundled digit model plus the reject class (a zero weight row, bias REJECT_LOGIT), saved with
-    the checkpoint writer like any trained model."""
-    import torch
-
+def plain_model(path: Path) -> Path:
+    """The bundled digit model without its reject class: the ten digit outputs only, as a model trained
+    without negatives answers."""
     from scrawl.runtime.checkpoint import load_checkpoint, save_checkpoint
     from scrawl.runtime.recognizer import bundled_path
 
     ck = load_checkpoint(bundled_path("digits"))
+    keep = [i for i, c in enumerate(ck.card.classes) if c != NOT_A_CHARACTER]
+    state = dict(ck.state_dict)
+    state["head.1.weight"], state["head.1.bias"] = state["head.1.weight"][keep], state["head.1.bias"][keep]
+    card = replace(ck.card, classes=[ck.card.classes[i] for i in keep],
+                   model_config={**ck.card.model_config, "num_classes": len(keep)}, description=None)
+    return save_checkpoint(path, card, state)
+
+
+def reject_model(path: Path) -> Path:
+    """The digit model without its reject class plus a made one (a zero weight row, bias REJECT_LOGIT),
+    saved with the checkpoint writer like any trained model."""
+    import torch
+
+    from scrawl.runtime.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(plain_model(path.with_name("plain-" + path.name)))
     state = dict(ck.state_dict)
     weight, bias = state["head.1.weight"], state["head.1.bias"]
     state["head.1.weight"] = torch.cat([weight, torch.zeros(1, weight.shape[1])])
@@ -50,6 +64,11 @@ def reject_model(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
     return reject_model(tmp_path_factory.mktemp("reject") / "digits-reject.pt")
+
+
+@pytest.fixture(scope="module")
+def plain_path(tmp_path_factory) -> Path:
+    return plain_model(tmp_path_factory.mktemp("plain") / "digits-plain.pt")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +146,7 @@ def test_charset_masks_keep_the_reject_class_allowed():
 # ------------------------------------------------------------------------------------- recognizer
 
 
-def test_recognizer_rejects_a_dash_and_reads_a_digit(rec):
+def test_recognizer_rejects_a_dash_and_reads_a_digit(rec, plain_path):
     from scrawl.runtime.recognizer import Recognizer
 
     seven = rec.predict(SEVEN, top_k=10)
@@ -142,7 +161,7 @@ def test_recognizer_rejects_a_dash_and_reads_a_digit(rec):
         d = dash.to_dict()
         assert d["rejected"] is True and d["not_a_character"] == round(dash.not_a_character, 6)
         assert d["label"] == dash.label
-    plain = Recognizer("digits").predict(_dash())  # no reject class: as before
+    plain = Recognizer(plain_path).predict(_dash())  # no reject class: as before
     assert plain.to_dict()["not_a_character"] == 0.0 and plain.to_dict()["rejected"] is False
     assert plain.uncertain == (plain.confidence < UNCERTAIN_BELOW)
 
@@ -207,13 +226,13 @@ def test_cli_predict_json_has_the_fields(model_path, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def client(model_path):
+def client(model_path, plain_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from scrawl.web import create_app
 
-    with TestClient(create_app([str(model_path), "digits"])) as c:
+    with TestClient(create_app([str(model_path), str(plain_path)])) as c:
         yield c
 
 
@@ -230,11 +249,11 @@ def test_api_predict_says_not_a_character(client):
     assert _post(client, "predict", _png(_dash()), charset="digits")["rejected"] is True
     seven = _post(client, "predict", SEVEN.read_bytes())
     assert seven["label"] == "7" and seven["rejected"] is False and 0 < seven["not_a_character"] < 0.5
-    plain = _post(client, "predict", _png(_dash()), model="digits")  # no reject class
+    plain = _post(client, "predict", _png(_dash()), model="digits-plain")  # no reject class
     assert plain["not_a_character"] == 0.0 and plain["rejected"] is False
     models = {m["name"]: m for m in client.get("/api/models").json()}
     assert "not a character" in models["digits-reject"]["description"]
-    assert "not a character" not in models["digits"]["description"]
+    assert "not a character" not in models["digits-plain"]["description"]
 
 
 def test_api_read_marks_a_rejected_piece_and_reads_the_rest(client):

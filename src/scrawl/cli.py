@@ -210,6 +210,10 @@ def cmd_evaluate(args) -> int:
     unsure, acc = metrics["uncertain_count"], metrics["confident_accuracy"]
     print(f"uncertain (confidence below {metrics['uncertain_below']:.0%}): {unsure} of {metrics['n']}; accuracy on "
           f"the {metrics['n'] - unsure} confident answers {'-' if acc is None else format(acc, '.4%')}")
+    if "calibration" in metrics:
+        cal = metrics["calibration"]
+        print(f"calibration: ECE {cal['ece']:.2%} ({cal['n_bins']} bins); rejected as not a character: "
+              f"{metrics['rejected_count']} of {metrics['n']}")
     print(f"report: {paths.get('report', Path(args.out) / 'report.md')}")
     return 0
 

@@ -13,7 +13,7 @@ from .errors import ScrawlError, TrainingInterrupted
 def add_train(sub) -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model; writes best.pt and last.pt")
     t.add_argument("--recipe", default="default", help="named settings: default, fast, lite, chars, keras, line (the line model), "
-                        "digits-tune and lite-tune (fine-tune a digit model with --init) (default: default)")
+                        "chars-byclass, digits-tune and lite-tune (default: default)")
     t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
     t.add_argument("--task", help="what the model learns, see scrawl.tasks: classify (one character per image; "
                                   "the default) or ctc (a line of characters)")
@@ -34,7 +34,9 @@ def add_train(sub) -> argparse.ArgumentParser:
                    help="add negatives (dots, dashes, scribbles, pairs...) as this share of the training images, "
                         "with a 'not a character' class (default: the recipe's; 0 = none)")
     t.add_argument("--init", metavar="CHECKPOINT",
-                   help="start from this checkpoint's weights (fine-tuning); classes it lacks start fresh")
+                   help="start from this checkpoint's weights (fine-tuning); classes it lacks start fresh "
+                        "(default: the recipe's; digits-tune, lite-tune and chars first train the recipe they "
+                        "start from, into OUT/RECIPE)")
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"],
                    help="bf16 autocast, fp32, or auto: bf16 where the CPU or GPU does it natively (default: auto)")
     t.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
@@ -73,9 +75,10 @@ def cmd_train(args) -> int:
         overrides["augment"] = None
     if args.extra_train:
         overrides["extra_train"] = args.extra_train
-    if args.resume and (overrides or args.recipe != "default"):
+    if args.resume and overrides:
         raise ScrawlError("--resume continues a run exactly, with the settings it was started with; "
-                          "drop the other training options")
+                          "drop the other training options (--recipe may stay: a two-stage recipe needs it "
+                          "when its first stage stopped)")
     if overrides.get("model") and overrides["model"] != cfg.model:
         overrides["model_config"] = {}  # the recipe's architecture settings belong to the recipe's model
     cfg = replace(cfg, **overrides)

@@ -91,6 +91,19 @@ def _pair(rng, chars) -> np.ndarray:
     return c
 
 
+def _bar_like(piece: np.ndarray) -> bool:
+    """Whether the ink is a thin stroke steeper than 45 degrees: its second moments' axes differ more
+    than 4:1 in variance and the long one points up. A bounding-box test missed slanted bars."""
+    m = cv2.moments((piece > 64).astype(np.uint8), binaryImage=True)
+    if m["m00"] < 1:
+        return False
+    cov = np.array([[m["mu20"], m["mu11"]], [m["mu11"], m["mu02"]]]) / m["m00"]
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    long_axis = vectors[:, 1]  # (x, y)
+    steep = abs(long_axis[1]) > abs(long_axis[0])
+    return steep and values[1] > 4 * max(values[0], 1e-6)
+
+
 def _fragment(rng, chars) -> np.ndarray:
     image = chars[rng.integers(len(chars))]
     h, w = image.shape
@@ -104,8 +117,7 @@ def _fragment(rng, chars) -> np.ndarray:
     c = np.zeros((CANVAS, CANVAS), np.uint8)
     piece = np.zeros_like(image)
     piece[y0 : y0 + fh, x0 : x0 + fw] = image[y0 : y0 + fh, x0 : x0 + fw]
-    _, _, bw, bh = cv2.boundingRect((piece > 64).astype(np.uint8))
-    if bh > 2.2 * bw:  # an upright bar: framed, that is a 1, l or I, not junk; keep a wider piece
+    if _bar_like(piece):  # framed, a steep bar (upright or slanted) is a 1, l or I, not junk
         return _pair(rng, chars)
     _paste(c, piece, 8, 8, 48)
     return c

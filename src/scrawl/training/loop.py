@@ -30,6 +30,7 @@ from .config import TrainConfig
 from .data import TrainingData, load_training_data
 from .distributed import Group, agree, join_processes, rank_seed, resolve_device, resolve_precision
 from .optim import StepPlan, lr_at, make_optimizer
+from .stages import needs_first_stage, run_first_stage
 
 log = logging.getLogger(__package__)  # "scrawl.training", as the -v log lines have always said
 
@@ -44,10 +45,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
     Started by torchrun (WORLD_SIZE > 1), every process calls this and they train one model together
     with DistributedDataParallel: each step's global batch of `batch_size` images is split between the
     ranks and their gradients averaged, so a step is the single-process step (batch-norm statistics
-    aside: each rank normalises its own part). Only rank 0 writes files, logs and shows progress."""
+    aside: each rank normalises its own part). Only rank 0 writes files, logs and shows progress.
+
+    A `cfg.init` of "recipe:NAME" trains recipe NAME first, into OUT/NAME (scrawl.training.stages)."""
+    out_dir = Path(out_dir)
+    if needs_first_stage(cfg, out_dir, resume):  # a two-stage recipe (scrawl.training.stages)
+        cfg = run_first_stage(cfg, out_dir, resume, train, data_dir=data_dir, progress=progress, threads=threads,
+                              device=device)
+        resume = False  # the second stage has not started
     group, dev = join_processes(resolve_device(device))
     try:
-        return _train(cfg, Path(out_dir), group, dev, data_dir=data_dir, resume=resume, progress=progress,
+        return _train(cfg, out_dir, group, dev, data_dir=data_dir, resume=resume, progress=progress,
                       threads=threads)
     finally:
         group.close()
@@ -124,14 +132,15 @@ def _init_from(model: torch.nn.Module, arch: str, path: str, classes: list[str])
         raise ScrawlError(f"--init {path}: a {source.card.arch} model cannot start a {arch} run")
     old = list(source.card.classes)
     rows = [(i, old.index(c)) for i, c in enumerate(classes) if c in old]
+    # The output layer (the model's last Linear) holds one row per class; everything else is copied as is.
+    last = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    per_class = {f"{last}.weight", f"{last}.bias"}
     state = model.state_dict()
     for key, value in source.state_dict.items():
         if key not in state:
             raise ScrawlError(f"--init {path}: its weights do not fit this model ({key} is not in it)")
-        if value.shape == state[key].shape and len(old) == len(classes):
-            state[key] = value
-        elif value.shape[:1] == (len(old),) and state[key].shape[:1] == (len(classes),) and value.shape[1:] == state[key].shape[1:]:
-            for new, was in rows:  # a per-class tensor (output weights and bias)
+        if key in per_class and value.shape[:1] == (len(old),) and value.shape[1:] == state[key].shape[1:]:
+            for new, was in rows:  # matched by label: a new class keeps its fresh row
                 state[key][new] = value[was]
         elif value.shape == state[key].shape:
             state[key] = value
