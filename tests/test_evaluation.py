@@ -23,6 +23,7 @@ from scrawl.evaluation import (
     write_report,
 )
 from scrawl.fsutil import atomic_write
+from scrawl.labels import NOT_A_CHARACTER
 from scrawl.runtime.files import sample_images
 
 # --------------------------------------------------------------------------------------------------
@@ -392,11 +393,11 @@ def test_evaluate_maps_classes_and_agrees_across_runtimes(samples_set, runtimes)
     results = {rt: evaluate(rec, ds, batch_size=3) for rt, rec in runtimes.items()}
     for rt, ev in results.items():
         assert isinstance(ev, Evaluation)
-        assert ev.classes == list("0123456789")
+        assert ev.classes == [*"0123456789", NOT_A_CHARACTER]  # the bundled model's reject class too
         np.testing.assert_array_equal(ev.labels, digits)  # mapped onto the model's classes
         assert ev.images.dtype == np.uint8 and ev.images.shape == (10, 28, 28)
         np.testing.assert_array_equal(ev.images, ds.images)  # MNIST-framed: shown as they are
-        assert ev.probs.shape == (10, 10) and ev.probs.dtype == np.float32
+        assert ev.probs.shape == (10, 11) and ev.probs.dtype == np.float32
         assert ev.metrics["n"] == 10 and ev.metrics["accuracy"] >= 0.9
         assert ev.info["preprocessing"].startswith("none")
         assert ev.info["model"] == "digits-lite" and ev.info["architecture"] == "fastnet"
@@ -417,7 +418,7 @@ def test_evaluate_batches_give_the_same_answers(samples_set, runtimes):
 def test_evaluate_charset_restricts_classes_and_metrics_come_from_the_task(samples_set):
     ds, digits = samples_set
     ev = evaluate(Recognizer("chars", runtime="onnx"), ds, charset="digits")
-    assert ev.classes == list("0123456789") and ev.probs.shape == (10, 10)
+    assert ev.classes == [*"0123456789", NOT_A_CHARACTER] and ev.probs.shape == (10, 11)  # a charset keeps "none"
     np.testing.assert_array_equal(ev.labels, digits)
     np.testing.assert_allclose(ev.probs.sum(axis=1), 1, atol=1e-5)  # the charset's classes hold all the mass
     assert ev.info["charset"] == "digits"

@@ -113,17 +113,22 @@ def test_format_1_checkpoints_load_as_classify(tmp_path):
         load_checkpoint(tmp_path / "odd.pt")
 
 
-def test_bundled_checkpoints_are_format_1_and_still_load():
+def test_bundled_checkpoints_are_format_2_and_format_1_still_loads(tmp_path):
     from scrawl.runtime.files import BUNDLED, bundled_path
 
-    for name in BUNDLED:
+    for name in BUNDLED:  # retrained (issue 15) or made after cards had tasks (line): format 2
         raw = torch.load(bundled_path(name), weights_only=True)
         ck = load_checkpoint(bundled_path(name))
-        if name == "line":  # the line model came after cards had tasks: format 2, task ctc
-            assert raw["format_version"] == 2 and ck.card.task == "ctc" and ck.card.frame.framing == "line"
-            continue
-        assert raw["format_version"] == 1  # unchanged files
-        assert ck.card.task == "classify" and ck.card.classes == raw["meta"]["classes"]
+        assert raw["format_version"] == 2 and ck.card.task == raw["meta"]["task"]
+        assert ck.card.task == ("ctc" if name == "line" else "classify") and ck.card.classes == raw["meta"]["classes"]
+    # A format-1 file (written before tasks: no "task" in its card) loads as a character classifier.
+    raw = torch.load(bundled_path("digits-lite"), weights_only=True)
+    raw["format_version"] = 1
+    del raw["meta"]["task"]
+    torch.save(raw, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.card.task == "classify" and old.card.classes == raw["meta"]["classes"]
+    assert old.build_model()(torch.zeros(1, 1, 28, 28)).shape == (1, len(raw["meta"]["classes"]))
 
 
 def test_tasks_are_named_and_unknown_ones_refused():
