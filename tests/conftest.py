@@ -63,3 +63,25 @@ def live_server(*options: str):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def without_reject_class(model: str, path):
+    """A bundled character model saved to `path` with its "not a character" output removed: how a model
+    trained without negatives answers (test_reject, test_calibration). Its last Linear holds the rows."""
+    from dataclasses import replace
+
+    import torch
+
+    from scrawl.labels import NOT_A_CHARACTER
+    from scrawl.runtime.checkpoint import load_checkpoint, save_checkpoint
+    from scrawl.runtime.recognizer import bundled_path
+
+    ck = load_checkpoint(bundled_path(model))
+    keep = [i for i, c in enumerate(ck.card.classes) if c != NOT_A_CHARACTER]
+    last = [n for n, m in ck.build_model().named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    state = dict(ck.state_dict)
+    for key in (f"{last}.weight", f"{last}.bias"):
+        state[key] = state[key][keep]
+    card = replace(ck.card, classes=[ck.card.classes[i] for i in keep],
+                   model_config={**ck.card.model_config, "num_classes": len(keep)}, description=None)
+    return save_checkpoint(path, card, state)

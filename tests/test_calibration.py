@@ -196,18 +196,13 @@ def test_the_report_of_a_reject_class_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
-    from scrawl.runtime.checkpoint import load_checkpoint, save_checkpoint
     from scrawl.runtime.files import sample_images
-    from scrawl.runtime.recognizer import Recognizer, bundled_path
+    from scrawl.runtime.recognizer import Recognizer
+
+    from conftest import without_reject_class
 
     # digits-lite's ten digit outputs only (the bundled model has the reject class since issue 15)
-    ck = load_checkpoint(bundled_path("digits-lite"))
-    keep = [i for i, c in enumerate(ck.card.classes) if c != NOT_A_CHARACTER]
-    state = dict(ck.state_dict)
-    state["head.weight"], state["head.bias"] = state["head.weight"][keep], state["head.bias"][keep]
-    card = dataclasses.replace(ck.card, classes=[ck.card.classes[i] for i in keep],
-                               model_config={**ck.card.model_config, "num_classes": len(keep)})
-    plain = save_checkpoint(tmp_path_factory.mktemp("plain") / "digits-lite-plain.pt", card, state)
+    plain = without_reject_class("digits-lite", tmp_path_factory.mktemp("plain") / "digits-lite-plain.pt")
     rec = Recognizer(plain, runtime="torch")
     paths = sorted(sample_images(), key=lambda p: p.name)
     images = np.stack([(rec.frame(p) * 255).round().astype(np.uint8) for p in paths])

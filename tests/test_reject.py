@@ -32,16 +32,9 @@ CLASSES = [*"0123456789", NOT_A_CHARACTER]
 def plain_model(path: Path) -> Path:
     """The bundled digit model without its reject class: the ten digit outputs only, as a model trained
     without negatives answers."""
-    from scrawl.runtime.checkpoint import load_checkpoint, save_checkpoint
-    from scrawl.runtime.recognizer import bundled_path
+    from conftest import without_reject_class
 
-    ck = load_checkpoint(bundled_path("digits"))
-    keep = [i for i, c in enumerate(ck.card.classes) if c != NOT_A_CHARACTER]
-    state = dict(ck.state_dict)
-    state["head.1.weight"], state["head.1.bias"] = state["head.1.weight"][keep], state["head.1.bias"][keep]
-    card = replace(ck.card, classes=[ck.card.classes[i] for i in keep],
-                   model_config={**ck.card.model_config, "num_classes": len(keep)}, description=None)
-    return save_checkpoint(path, card, state)
+    return without_reject_class("digits", path)
 
 
 def reject_model(path: Path) -> Path:
