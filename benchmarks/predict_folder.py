@@ -6,12 +6,14 @@ it (a subprocess: start-up, model loading and worker start included) for each ru
 - idle: nothing else running (the load average before each run is recorded: run it on an idle machine);
 - busy: with a CPU-heavy competitor process running (a NumPy matrix-multiply loop, one BLAS thread
   unless --competitor-threads says otherwise), started a second before and stopped after.
+"onnx-int8" is `--runtime onnx` with the model that `scrawl export MODEL --int8` makes (calibrated on
+MODEL's training data, so --data-dir must hold it), exported here into runs/int8/ first.
 Each figure is the best of --repeats runs. The answers are checked: one JSON line per image, in input
 order, and the accuracy against the MNIST labels. Bars (issue 14): >= 1,500 images/s idle, and at least
 half of that, 750 images/s, with the competitor running. Writes benchmarks/results/predict_folder.{json,md};
 --check exits 1 when a bar is missed.
 
-    python benchmarks/predict_folder.py [--images 10000] [--runtimes torch,onnx] [--model digits]
+    python benchmarks/predict_folder.py [--images 10000] [--runtimes torch,onnx,onnx-int8] [--model digits]
                                         [--repeats 1] [--competitor-threads 1] [--data-dir DIR] [--check]
 """
 
@@ -66,9 +68,21 @@ def start_competitor(threads: int) -> subprocess.Popen:
     return proc
 
 
+def int8_model(model: str, data_dir: str | None) -> str:
+    """`scrawl export MODEL --int8` into runs/int8/ (calibrated on MODEL's training data); its path."""
+    out = HERE.parent / "runs" / "int8" / f"{model}-int8.onnx"
+    cmd = [sys.executable, "-m", "scrawl", "export", model, "--int8", "--out", str(out)]
+    proc = subprocess.run(cmd + (["--data-dir", data_dir] if data_dir else []), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return str(out)
+
+
 def timed_run(folder: Path, runtime: str, model: str, labels: list[int]) -> dict:
-    """One `scrawl predict --json FOLDER` run: seconds, images/s, and what its answers say."""
-    cmd = [sys.executable, "-m", "scrawl", "predict", "--json", "--runtime", runtime, "--model", model, str(folder)]
+    """One `scrawl predict --json FOLDER` run: seconds, images/s, and what its answers say.
+    runtime: torch, onnx, or onnx-int8 (then `model` is the int8 .onnx file)."""
+    engine = "onnx" if runtime == "onnx-int8" else runtime
+    cmd = [sys.executable, "-m", "scrawl", "predict", "--json", "--runtime", engine, "--model", model, str(folder)]
     load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
@@ -88,9 +102,10 @@ def timed_run(folder: Path, runtime: str, model: str, labels: list[int]) -> dict
 
 
 def measure(folder: Path, runtime: str, load: str, args, labels: list[int]) -> dict:
+    model = int8_model(args.model, args.data_dir) if runtime == "onnx-int8" else args.model
     competitor = start_competitor(args.competitor_threads) if load == "busy" else None
     try:
-        runs = [timed_run(folder, runtime, args.model, labels) for _ in range(args.repeats)]
+        runs = [timed_run(folder, runtime, model, labels) for _ in range(args.repeats)]
     finally:
         if competitor is not None:
             competitor.terminate()
@@ -133,11 +148,12 @@ def markdown(r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=10000, help="how many MNIST test digits (default: all 10,000)")
-    ap.add_argument("--runtimes", default="torch,onnx")
+    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8")
     ap.add_argument("--model", default="digits", help="bundled model name (default: digits)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per figure; the best is kept")
     ap.add_argument("--competitor-threads", type=int, default=1, help="BLAS threads of the competitor")
-    ap.add_argument("--data-dir", default=os.environ.get("SCRAWL_DATA"), help="datasets folder (MNIST test)")
+    ap.add_argument("--data-dir", default=os.environ.get("SCRAWL_DATA"),
+                    help="datasets folder: MNIST test, and the model's training data for onnx-int8's calibration")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--check", action="store_true", help="exit 1 if a bar is missed")
     args = ap.parse_args(argv)

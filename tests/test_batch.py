@@ -229,15 +229,31 @@ def test_cli_predict_folder_table_keeps_order_and_marks_uncertain_answers(folder
 
 @pytest.mark.realdata
 @pytest.mark.slow
+def test_an_onnx_session_that_does_not_spin_answers_the_same(folder):
+    """scrawl predict reads a folder with ONNX Runtime threads that sleep between batches (spin=False):
+    the option reaches the session, and the answers are the spinning session's, to the last bit."""
+    from scrawl.runtime.batch import expand_paths, predict_files
+
+    paths = expand_paths([str(folder)])
+    calm, spinning = Recognizer("digits", runtime="onnx", spin=False), Recognizer("digits", runtime="onnx")
+    options = calm.backend.model.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    got = [r for _, r in predict_files(calm, paths, workers=2, batch_size=64)]
+    want = [r for _, r in predict_files(spinning, paths, workers=2, batch_size=64)]
+    _assert_same(got, want, tol=0)
+
+
 def test_benchmark_script_runs_and_writes_its_results(real_data_dir, tmp_path):
     out = tmp_path / "results"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "predict_folder.py"), "--images", "300",
-                        "--runtimes", "onnx", "--data-dir", str(real_data_dir), "--out", str(out)],
+                        "--runtimes", "onnx,onnx-int8", "--data-dir", str(real_data_dir), "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((out / "predict_folder.json").read_text())
     runs = report["runs"]
-    assert {(run["runtime"], run["load"]) for run in runs} == {("onnx", "idle"), ("onnx", "busy")}
+    assert {(run["runtime"], run["load"]) for run in runs} == {(rt, load) for rt in ("onnx", "onnx-int8")
+                                                               for load in ("idle", "busy")}
     assert all(run["images"] == 300 and run["images_per_s"] > 0 and run["answers"] == 300 for run in runs)
+    assert all(run["accuracy"] >= 0.97 for run in runs)  # the int8 model reads these digits too
     md = (out / "predict_folder.md").read_text()
-    assert "images/s" in md and "| onnx |" in md
+    assert "images/s" in md and "| onnx |" in md and "| onnx-int8 |" in md

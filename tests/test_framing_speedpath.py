@@ -256,3 +256,26 @@ def test_frame_many_is_frame_on_mnist_scans(real_data_dir, tmp_path):
     for spec in SPECS[:2]:
         got = [y for i in range(0, len(paths), 64) for y in frame_many(paths[i : i + 64], spec)]
         assert all(same(frame(p, spec), y) for p, y in zip(paths, got))
+
+
+def test_framing_grid_benchmark_compares_grids_on_real_digits(real_data_dir, tmp_path):
+    """benchmarks/framing_grid.py (why OVERSAMPLE is 4): on real MNIST digits both grids re-frame close
+    to MNIST's own images and the digit models read them; the reference grid differs from itself nowhere."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "framing_grid.py"
+    r = subprocess.run([sys.executable, str(script), "--images", "300", "--repeats", "1", "--grids", "8,4",
+                        "--data-dir", str(real_data_dir), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "framing_grid.json").read_text())["rows"]
+    assert [row["grid"] for row in rows] == [8, 4]
+    for row in rows:
+        assert row["us_per_image"] > 0 and row["mean_abs_diff_to_mnist"] < 0.05
+        assert row["median_centre_distance_px"] < 0.6
+        assert all(v["accuracy"] >= 0.97 for v in row["readers"].values())
+    assert all(v["answers_differ_from_grid_8"] == 0 for v in rows[0]["readers"].values())
+    assert "| 4 |" in (tmp_path / "framing_grid.md").read_text()

@@ -230,7 +230,8 @@ def cmd_predict(args) -> int:
     paths = expand_paths(args.paths)
     resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
     with FramePool.start(len(paths)) as pool:  # many files: workers frame them; they start while the model loads
-        rec = Recognizer(args.model, runtime=args.runtime, threads=1 if pool else None, optimize=bool(pool))
+        # With workers framing, ONNX Runtime's threads must not busy-wait between batches (spin=False)
+        rec = Recognizer(args.model, runtime=args.runtime, spin=not pool, optimize=bool(pool))
         failures = unsure = rejected = 0
         width = max([len(p) for p in paths] + [4])
         if not args.json:

@@ -10,10 +10,11 @@ For a few files (fewer than POOL_MIN_FILES) it is exactly `Recognizer.predict`, 
 other: no process pool to start. For more, worker processes decode and frame (`frame_files`), CHUNK
 files per task with a bounded number of tasks in flight (memory stays flat over a million files),
 while this process runs the model on batches of up to BATCH_SIZE framed images
-(`Recognizer.predict_framed`) at one thread: on a small or shared machine single-threaded processes
-keep going where an OpenMP pool stalls on its slowest thread (for ONNX Runtime, create the Recognizer
-with ``threads=1``). A batch's probabilities can differ from one-at-a-time ones in the last digit
-(torch picks other kernels for a batch), never in a label.
+(`Recognizer.predict_framed`): torch at one thread (on a small or shared machine single-threaded
+processes keep going where an OpenMP pool stalls on its slowest thread), ONNX Runtime on every core
+with threads that sleep between model calls (create the Recognizer with ``spin=False``; busy-waiting
+threads would take the CPUs the workers need). A batch's probabilities can differ from one-at-a-time
+ones in the last digit (torch picks other kernels for a batch), never in a label.
 
 The workers (`FramePool`) are spawned, fresh interpreters that import NumPy, OpenCV and Pillow, never
 torch or ONNX Runtime: safe whatever threads this process runs (a forked child of a process whose

@@ -66,16 +66,18 @@ class Recognizer:
 
     model: a bundled model name or a file (a checkpoint for runtime "torch", an .onnx file from
     `scrawl export` for "onnx"). threads: ONNX Runtime's intra-op threads (None: its default, one per
-    core); the torch runtime uses torch's process-wide setting (torch.set_num_threads). optimize: for
-    serving, fold batch norm into the convolutions (torch; ONNX Runtime does it itself).
+    core); the torch runtime uses torch's process-wide setting (torch.set_num_threads). spin: ONNX
+    Runtime's idle threads busy-wait for work (its default); False when other processes share the CPUs
+    (scrawl predict's framing workers). optimize: for serving, fold batch norm into the convolutions
+    (torch; ONNX Runtime does it itself).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, runtime: str = "torch", *, threads: int | None = None,
-                 optimize: bool = False):
+                 spin: bool = True, optimize: bool = False):
         path = resolve_model(model, runtime)
         self.runtime = runtime
         self.path = path
-        self.backend = _TorchBackend(path, optimize) if runtime == "torch" else _OnnxBackend(path, threads)
+        self.backend = _TorchBackend(path, optimize) if runtime == "torch" else _OnnxBackend(path, threads, spin)
         self.card: ModelCard = self.backend.card
         self.task = self.card.task_impl
         self.classes: list[str] = list(self.card.classes)
@@ -160,10 +162,10 @@ class _TorchBackend:
 class _OnnxBackend:
     """Logits from an exported .onnx file in ONNX Runtime (CPU); never imports torch."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, spin: bool = True):
         from .onnx import load_onnx_session
 
-        self.model, self.meta = load_onnx_session(path, threads=threads)
+        self.model, self.meta = load_onnx_session(path, threads=threads, spin=spin)
         self.card = ModelCard.from_dict(self.meta, str(path))
         self._input = self.meta["input"]["name"]
         self._output = self.meta["output"]["name"]
