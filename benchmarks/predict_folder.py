@@ -134,10 +134,11 @@ def markdown(r: dict) -> str:
              f"{r['model']}, wall time of the whole command (start-up included), best of {r['repeats']}. "
              f"\"busy\": with a CPU-heavy competitor running (a NumPy matrix-multiply loop, "
              f"{r['competitor_threads']} thread(s)).", "",
-             "| runtime | load | images/s | seconds | load average before | errors | uncertain | accuracy |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| runtime | load | images/s | every run | seconds | load average before | errors | uncertain | accuracy |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for x in r["runs"]:
-        lines.append(f"| {x['runtime']} | {x['load']} | {x['images_per_s']:,.0f} | {x['seconds']:.2f} | "
+        every = ", ".join(f"{v:,.0f}" for v in x["all_images_per_s"])
+        lines.append(f"| {x['runtime']} | {x['load']} | {x['images_per_s']:,.0f} | {every} | {x['seconds']:.2f} | "
                      f"{x['loadavg_before'][0]} | {x['errors']} | {x['uncertain']} | {x['accuracy']:.2%} |")
     lines += ["", "| bar | limit | measured | |", "|---|---:|---:|---|"]
     for b in r["bars"]:

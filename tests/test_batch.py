@@ -243,6 +243,43 @@ def test_an_onnx_session_that_does_not_spin_answers_the_same(folder):
     _assert_same(got, want, tol=0)
 
 
+def test_workers_with_the_onnx_model_read_to_the_end_with_the_same_answers(folder):
+    """A FramePool made with the recognizer's .onnx file reads the files in its workers (pool.read):
+    the answers, errors and order are the ones of framing there and reading here, to the last bit; a
+    charset the model cannot answer is still each framed file's error."""
+    from scrawl.runtime.batch import FramePool, expand_paths, predict_files
+
+    paths = expand_paths([str(folder)])
+    rec = Recognizer("digits", runtime="onnx")
+    with FramePool(2) as framing_only:
+        want = [r for _, r in predict_files(rec, paths, batch_size=64, pool=framing_only)]
+    with FramePool(2, model=rec.path) as reading:
+        assert reading.model == rec.path
+        got = list(predict_files(rec, paths, batch_size=64, pool=reading))
+        assert [p for p, _ in got] == paths
+        _assert_same([r for _, r in got], want, tol=0)
+        assert got[0][1].framed.shape == (28, 28)  # what the model saw comes back too
+        refused = [r for _, r in predict_files(rec, paths, charset="upper", pool=reading)]
+    assert isinstance(refused[BROKEN], ImageError)
+    assert all(isinstance(r, ScrawlError) and "upper" in str(r) for i, r in enumerate(refused) if i not in (BROKEN, BLANK))
+    with FramePool(2) as no_model, pytest.raises(ValueError, match="no model"):
+        next(no_model.read(paths))
+
+
+def test_cli_predict_folder_with_a_broken_onnx_file_says_so_once(folder, tmp_path):
+    """The workers load the model too: a broken file is one clear error, no worker traceback."""
+    import shutil
+
+    from scrawl.runtime.files import bundled_path
+
+    onnx = bundled_path("digits", "onnx")
+    shutil.copy(onnx.with_suffix(".json"), tmp_path / "digits.json")
+    (tmp_path / "digits.onnx").write_bytes(onnx.read_bytes()[:5000])
+    r = run_cli("predict", "--json", "--runtime", "onnx", "--model", tmp_path / "digits.onnx", folder)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "Traceback" not in r.stderr and r.stderr.count("error:") == 1 and "sha256" in r.stderr
+
+
 def test_benchmark_script_runs_and_writes_its_results(real_data_dir, tmp_path):
     out = tmp_path / "results"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "predict_folder.py"), "--images", "300",

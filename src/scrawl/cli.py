@@ -228,9 +228,11 @@ def cmd_predict(args) -> int:
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
     paths = expand_paths(args.paths)
-    resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
-    with FramePool.start(len(paths)) as pool:  # many files: workers frame them; they start while the model loads
-        # With workers framing, ONNX Runtime's threads must not busy-wait between batches (spin=False)
+    model = resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
+    # Many files: workers frame them (they start while the model loads here); an ONNX model the workers
+    # load too, and they read the files to the end. PyTorch stays in this process (a second copy of
+    # torch per worker costs seconds and hundreds of MB); its workers only frame.
+    with FramePool.start(len(paths), model=model if args.runtime == "onnx" else None) as pool:
         rec = Recognizer(args.model, runtime=args.runtime, spin=not pool, optimize=bool(pool))
         failures = unsure = rejected = 0
         width = max([len(p) for p in paths] + [4])
