@@ -280,6 +280,33 @@ def test_cli_predict_folder_with_a_broken_onnx_file_says_so_once(folder, tmp_pat
     assert "Traceback" not in r.stderr and r.stderr.count("error:") == 1 and "sha256" in r.stderr
 
 
+def test_predict_runtime_auto_takes_onnx_for_a_folder_of_a_bundled_model():
+    from scrawl.cli import _predict_runtime
+
+    assert _predict_runtime("auto", None, 64) == _predict_runtime("auto", "chars", 1000) == "onnx"
+    assert _predict_runtime("auto", None, 63) == _predict_runtime("auto", "digits", 1) == "torch"
+    assert _predict_runtime("auto", "mine.onnx", 1) == "onnx" and _predict_runtime("auto", "mine.pt", 500) == "torch"
+    assert _predict_runtime("torch", None, 10_000) == "torch" and _predict_runtime("onnx", None, 1) == "onnx"
+
+
+def test_cli_predict_folder_by_default_answers_as_onnx_does(folder):
+    default = run_cli("predict", "--json", folder)
+    onnx = run_cli("predict", "--json", "--runtime", "onnx", folder)
+    assert default.returncode == onnx.returncode == 1 and default.stdout == onnx.stdout
+    assert len(default.stdout.splitlines()) == 201
+
+
+def test_cli_predict_into_a_pipe_closed_early_stops_quietly(folder):
+    """`scrawl predict --json FOLDER | head -1`: the reader goes away; no traceback, the shell's 141."""
+    proc = subprocess.Popen([sys.executable, "-m", "scrawl", "predict", "--json", str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    assert json.loads(first)["path"].startswith(str(folder))
+    assert proc.returncode == 141 and b"Traceback" not in err and b"Error" not in err
+
+
 def test_benchmark_script_runs_and_writes_its_results(real_data_dir, tmp_path):
     out = tmp_path / "results"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "predict_folder.py"), "--images", "300",

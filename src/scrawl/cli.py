@@ -36,7 +36,14 @@ def _data_dir_arg(sp) -> None:
     sp.add_argument("--data-dir", help="folder holding the datasets (default: $SCRAWL_DATA, else a user cache folder)")
 
 
-def _runtime_arg(sp) -> None:
+def _runtime_arg(sp, auto: bool = False) -> None:
+    if auto:  # scrawl predict
+        sp.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
+                        help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
+                             "(.onnx), without loading torch; auto: onnx for an .onnx file, and for a bundled model "
+                             "over a folder (64 files or more: the same answers, about twice as fast), else torch "
+                             "(default: auto)")
+        return
     sp.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                     help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
                          "(.onnx), without loading torch (default: torch)")
@@ -84,7 +91,7 @@ def _add_predict(sub) -> None:
                     help=f"how many alternatives to show, best first (default: {settings.TOP_K})")
     pr.add_argument("--charset", choices=sorted(CHARSETS), help="only answer within this set of characters")
     pr.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
-    _runtime_arg(pr)
+    _runtime_arg(pr, auto=True)
 
 
 def _add_export(sub) -> None:
@@ -142,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scrawl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`scrawl predict ... | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own recipe: no flush error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -228,6 +240,7 @@ def cmd_predict(args) -> int:
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
     paths = expand_paths(args.paths)
+    args.runtime = _predict_runtime(args.runtime, args.model, len(paths))
     model = resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
     # Many files: workers frame them (they start while the model loads here); an ONNX model the workers
     # load too, and they read the files to the end. PyTorch stays in this process (a second copy of
@@ -262,6 +275,21 @@ def cmd_predict(args) -> int:
     if failures and not args.json:
         print(f"{failures} of {len(paths)} inputs could not be read", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _predict_runtime(runtime: str, model: str | None, files: int) -> str:
+    """--runtime auto: ONNX Runtime for an .onnx file, and for a bundled model read over a folder
+    (POOL_MIN_FILES files or more), where it gives the same answers (the bundled .onnx files were checked
+    against PyTorch when exported) about twice as fast (benchmarks/predict_folder.py); PyTorch otherwise."""
+    from .runtime.batch import POOL_MIN_FILES
+    from .runtime.files import BUNDLED, DEFAULT_MODEL, bundled_path
+
+    if runtime != "auto":
+        return runtime
+    if model is None or model in BUNDLED:
+        many = files >= POOL_MIN_FILES and bundled_path(model or DEFAULT_MODEL, "onnx").is_file()
+        return "onnx" if many else "torch"
+    return "onnx" if Path(model).suffix.lower() == ".onnx" else "torch"
 
 
 def _predict_row(path: str, width: int, pred) -> str:
