@@ -19,8 +19,8 @@ ones in the last digit (torch picks other kernels for a batch), never in a label
 to the end (`FramePool.read`, ONNX Runtime at one thread each), so no process waits for another and
 only the answers cross between them: the same answers, with less CPU time.
 
-The workers (`FramePool`) are spawned, fresh interpreters that import NumPy, OpenCV and Pillow, never
-torch or ONNX Runtime: safe whatever threads this process runs (a forked child of a process whose
+The workers (`FramePool`) are spawned, fresh interpreters that import NumPy, OpenCV and Pillow (and
+ONNX Runtime when the pool has a model), never torch: safe whatever threads this process runs (a forked child of a process whose
 OpenCV thread pool is running deadlocks), on every platform. As for any multiprocessing code, a script
 that reads many files must guard its entry point with ``if __name__ == "__main__":``. Start the pool
 before loading the model (`scrawl predict` does) and the workers get ready while it loads. They ignore
