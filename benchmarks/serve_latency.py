@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -72,12 +73,15 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int,
 
 def start_server(port: int, timeout: float = 60.0, runtime: str = "torch",
                  model: str | None = None) -> tuple[subprocess.Popen, float]:
-    """Launch `scrawl serve --runtime RUNTIME [--model MODEL]`; seconds until the first predict is answered."""
+    """Launch `scrawl serve --runtime RUNTIME [--model MODEL]`; seconds until the first predict is answered.
+    Its output (one access-log line per request) goes to a temporary file, not a pipe: nobody reads a
+    pipe while the clients run, and a full one would stop the server mid-benchmark."""
     body = canvas_png("7", (280, 280), 18)
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "scrawl", "serve", "--port", str(port), "--runtime", runtime]
-    proc = subprocess.Popen(cmd + (["--model", model] if model else []),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(cmd + (["--model", model] if model else []), stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log  # closed with the process object
     while True:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -89,7 +93,8 @@ def start_server(port: int, timeout: float = 60.0, runtime: str = "torch",
             pass
         if proc.poll() is not None or time.perf_counter() - t0 > timeout:
             proc.kill()
-            raise SystemExit(f"scrawl serve did not answer: {proc.stdout.read() if proc.stdout else ''}")
+            log.seek(0)
+            raise SystemExit(f"scrawl serve did not answer: {log.read()[-3000:]}")
         time.sleep(0.005)
 
 
