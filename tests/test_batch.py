@@ -321,3 +321,18 @@ def test_benchmark_script_runs_and_writes_its_results(real_data_dir, tmp_path):
     assert all(run["accuracy"] >= 0.97 for run in runs)  # the int8 model reads these digits too
     md = (out / "predict_folder.md").read_text()
     assert "images/s" in md and "| onnx |" in md and "| onnx-int8 |" in md
+
+
+def test_a_line_model_does_not_predict_it_reads(folder, tmp_path):
+    """`scrawl predict --model line` (one file or a folder) and Recognizer('line').predict: a clear error
+    that points to `scrawl read`, no traceback (a line's framing has no fixed width to batch)."""
+    from scrawl.runtime.batch import expand_paths, predict_files
+
+    line = Recognizer("line", runtime="onnx")
+    with pytest.raises(ScrawlError, match="scrawl read"):
+        line.predict(np.zeros((28, 28), np.float32) + np.eye(28, dtype=np.float32))
+    with pytest.raises(ScrawlError, match="scrawl read"):
+        next(predict_files(line, expand_paths([str(folder)])))
+    for target in (folder, next(folder.glob("*.png"))):
+        r = run_cli("predict", "--model", "line", target)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "scrawl read --model line" in r.stderr

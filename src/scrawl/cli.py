@@ -247,6 +247,7 @@ def cmd_predict(args) -> int:
     # torch per worker costs seconds and hundreds of MB); its workers only frame.
     with FramePool.start(len(paths), model=model if args.runtime == "onnx" else None) as pool:
         rec = Recognizer(args.model, runtime=args.runtime, spin=not pool, optimize=bool(pool))
+        rec.require_characters()
         failures = unsure = rejected = 0
         width = max([len(p) for p in paths] + [4])
         if not args.json:

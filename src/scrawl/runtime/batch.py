@@ -249,6 +249,7 @@ def predict_files(recognizer: Recognizer, paths: Sequence[str], *, top_k: int = 
     """(path, Prediction) or (path, ScrawlError) for each of `paths`, in order (see the module's
     docstring). pool: a started FramePool to frame with (else one is started here when there are
     POOL_MIN_FILES files or more). progress: a tqdm bar on stderr (files, images/s)."""
+    recognizer.require_characters()  # a line model reads (Recognizer.read), it does not predict
     paths = [os.fspath(p) for p in paths]
     bar = None
     if progress:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ScrawlError
 from ..labels import CHARSETS, charset_indices, merge_map  # noqa: F401 (part of this module's API)
 from ..settings import TOP_K, UNCERTAIN_BELOW
 from ..tasks.classify import softmax  # noqa: F401 (part of this module's API)
@@ -113,7 +114,14 @@ class Recognizer:
 
     def predict(self, image, top_k: int = TOP_K, charset: str | None = None) -> Prediction:
         """Read one image (a path, bytes, PIL image or array); `charset` restricts the answer."""
+        self.require_characters()
         return self.predict_framed(self.frame(image)[None], top_k, charset)[0]
+
+    def require_characters(self) -> None:
+        """A ScrawlError unless the model reads one character per image (predict); a line model reads."""
+        if self.card.task == "ctc":
+            raise ScrawlError(f"model {self.name!r} reads lines, not one character per image: use "
+                              f"`scrawl read --model {self.name}` (Recognizer.read)")
 
     def read(self, image, top_k: int = TOP_K, charset: str | None = None, lexicon=None):
         """Read every line of handwriting in `image` with a line model: a scrawl.runtime.reader.Reading
@@ -129,6 +137,7 @@ class Recognizer:
 
     def predict_framed(self, framed: np.ndarray, top_k: int = TOP_K, charset: str | None = None) -> list[Prediction]:
         """Predictions for already framed images (N, 28, 28), in one batch."""
+        self.require_characters()
         allowed = charset_indices(self.classes, charset)
         probs = self.task.probabilities(self.logits(framed), allowed)
         answers = self.task.decode(probs, self.classes, top_k, allowed)
