@@ -336,3 +336,14 @@ def test_a_line_model_does_not_predict_it_reads(folder, tmp_path):
     for target in (folder, next(folder.glob("*.png"))):
         r = run_cli("predict", "--model", "line", target)
         assert r.returncode == 2 and "Traceback" not in r.stderr and "scrawl read --model line" in r.stderr
+
+
+def test_cli_predict_says_what_is_wrong_with_an_empty_folder_or_an_image_as_the_model(folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    r = run_cli("predict", tmp_path / "empty")
+    assert r.returncode == 2 and "no images to read" in r.stderr and ".png" in r.stderr
+    image = next(folder.glob("*.png"))
+    r = run_cli("predict", "--model", image, image)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "not a model checkpoint (an image)" in r.stderr and "weights_only" not in r.stderr

@@ -75,7 +75,7 @@ def test_corrupted_bytes(tmp_path):
 def test_not_a_checkpoint_at_all(tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("hello")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not a model checkpoint \(not a PyTorch file\)"):
         load_checkpoint(path)
 
 

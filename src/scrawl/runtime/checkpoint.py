@@ -94,11 +94,28 @@ def save_checkpoint(path: str | os.PathLike, card: ModelCard | dict, state_dict:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
+def _check_torch_file(path: Path) -> None:
+    """A CheckpointError for a file that is no torch file at all (an image given as the model, say):
+    torch.save writes a zip archive ("PK"), older torch a pickle (protocol byte 0x80)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return
+    what = ("an image" if head.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM", b"RIFF", b"II*", b"MM*"))
+            else "not a PyTorch file")
+    raise CheckpointError(f"{path}: not a model checkpoint ({what}): give --model a bundled model's name or a "
+                          "checkpoint from `scrawl train` (.pt)")
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint. Never unpickles anything but tensors and plain data."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    _check_torch_file(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
