@@ -341,8 +341,9 @@ def test_a_line_model_does_not_predict_it_reads(folder, tmp_path):
 def test_cli_predict_says_what_is_wrong_with_an_empty_folder_or_an_image_as_the_model(folder, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
-    r = run_cli("predict", tmp_path / "empty")
-    assert r.returncode == 2 and "no images to read" in r.stderr and ".png" in r.stderr
+    for command in ("predict", "read"):
+        r = run_cli(command, tmp_path / "empty")
+        assert r.returncode == 2 and "no images to read" in r.stderr and ".png" in r.stderr
     image = next(folder.glob("*.png"))
     r = run_cli("predict", "--model", image, image)
     assert r.returncode == 2 and "Traceback" not in r.stderr

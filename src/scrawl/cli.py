@@ -234,15 +234,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .cli_read import read_hint, several_characters
-    from .runtime.batch import IMAGE_SUFFIXES, FramePool, expand_paths, predict_files
+    from .runtime.batch import FramePool, expand_images, predict_files
     from .runtime.recognizer import Recognizer, resolve_model
 
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
-    paths = expand_paths(args.paths)
-    if not paths:  # only empty folders (or folders without images) were given
-        raise ScrawlError(f"no images to read in {', '.join(args.paths)}: a folder is read for "
-                          f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
+    paths = expand_images(args.paths)  # an error when only folders without images were given
     args.runtime = _predict_runtime(args.runtime, args.model, len(paths))
     model = resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
     # Many files: workers frame them (they start while the model loads here); an ONNX model the workers

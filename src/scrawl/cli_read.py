@@ -32,13 +32,13 @@ def add_read(sub) -> None:
 
 
 def cmd_read(args) -> int:
-    from .runtime.batch import expand_paths
+    from .runtime.batch import expand_images
     from .runtime.recognizer import Recognizer
 
     if args.top_k < 1 or args.top_k > settings.MAX_TOP_K:
         raise ScrawlError(f"--top-k must be between 1 and {settings.MAX_TOP_K}")
     lexicon = _lexicon(args.lexicon)
-    paths = expand_paths(args.paths)
+    paths = expand_images(args.paths)  # an error when only folders without images were given
     rec = Recognizer(args.model, runtime=args.runtime)
     if rec.card.task != "ctc":
         raise ScrawlError(f"{args.model} reads one character per image: `scrawl read` needs a line model "

@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..vision.framing import FrameSpec
     from .recognizer import Prediction, Recognizer
 
-__all__ = ["BATCH_SIZE", "CHUNK", "IMAGE_SUFFIXES", "POOL_MIN_FILES", "FramePool", "default_workers", "expand_paths",
+__all__ = ["BATCH_SIZE", "CHUNK", "IMAGE_SUFFIXES", "POOL_MIN_FILES", "FramePool", "default_workers", "expand_images",
+           "expand_paths",
            "frame_files", "predict_files"]
 
 # What a folder given to `scrawl predict` is read for.
@@ -80,6 +81,15 @@ def expand_paths(patterns: Sequence[str]) -> list[str]:
         else:
             out.append(pat)
     return out
+
+
+def expand_images(patterns: Sequence[str]) -> list[str]:
+    """`expand_paths`, and a ScrawlError when that leaves nothing to read (only folders without images)."""
+    paths = expand_paths(patterns)
+    if not paths:
+        raise ScrawlError(f"no images to read in {', '.join(map(str, patterns))}: a folder is read for "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
+    return paths
 
 
 def default_workers() -> int:

@@ -106,7 +106,7 @@ def _check_torch_file(path: Path) -> None:
         return
     what = ("an image" if head.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM", b"RIFF", b"II*", b"MM*"))
             else "not a PyTorch file")
-    raise CheckpointError(f"{path}: not a model checkpoint ({what}): give --model a bundled model's name or a "
+    raise CheckpointError(f"{path}: not a model checkpoint ({what}): give a bundled model's name or a "
                           "checkpoint from `scrawl train` (.pt)")
 
 
