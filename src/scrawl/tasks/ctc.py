@@ -183,12 +183,16 @@ def text_logprob(logp: np.ndarray, text: str, classes: Sequence[str]) -> float:
     n = len(ext)
     skip_ok = np.zeros(n, bool)
     skip_ok[2:] = (ext[2:] != BLANK) & (ext[2:] != ext[:-2])  # a blank may be skipped between unequal characters
+    emit = logp[:, ext]  # (T, n): each state's log-probability in each frame, gathered once
     alpha = np.full(n, -np.inf)
-    alpha[: min(2, n)] = logp[0, ext[: min(2, n)]]
+    alpha[: min(2, n)] = emit[0, : min(2, n)]
+    # from the state before (step) and from two before (jump, where allowed); -inf where there is none.
+    # Filled in place: a read's line has hundreds of frames, and new arrays per frame cost more than the sums.
+    step, jump = np.full(n, -np.inf), np.full(n, -np.inf)
     for t in range(1, logp.shape[0]):
-        step = np.r_[-np.inf, alpha[:-1]]
-        jump = np.where(skip_ok, np.r_[np.full(min(2, n), -np.inf), alpha[:-2]], -np.inf)
-        alpha = np.logaddexp(np.logaddexp(alpha, step), jump) + logp[t, ext]
+        step[1:] = alpha[:-1]
+        np.copyto(jump[2:], alpha[:-2], where=skip_ok[2:])
+        alpha = np.logaddexp(np.logaddexp(alpha, step), jump) + emit[t]
     return float(np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else alpha[-1])
 
 
