@@ -49,8 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .recognizer import Prediction, Recognizer
 
 __all__ = ["BATCH_SIZE", "CHUNK", "IMAGE_SUFFIXES", "POOL_MIN_FILES", "FramePool", "default_workers", "expand_images",
-           "expand_paths",
-           "frame_files", "predict_files"]
+           "expand_paths", "frame_files", "predict_files"]
 
 # What a folder given to `scrawl predict` is read for.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
