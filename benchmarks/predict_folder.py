@@ -31,6 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from inference import int8_model  # noqa: E402  (same folder: `scrawl export MODEL --int8` into runs/int8/)
+
 IDLE_BAR = 1500.0  # images/s on an idle machine
 BUSY_BAR = IDLE_BAR / 2  # with a CPU-heavy competitor
 
@@ -66,16 +69,6 @@ def start_competitor(threads: int) -> subprocess.Popen:
     proc.stdout.readline()  # "ready": NumPy is imported and the loop starts
     time.sleep(1.0)  # let it take its share of the CPUs
     return proc
-
-
-def int8_model(model: str, data_dir: str | None) -> str:
-    """`scrawl export MODEL --int8` into runs/int8/ (calibrated on MODEL's training data); its path."""
-    out = HERE.parent / "runs" / "int8" / f"{model}-int8.onnx"
-    cmd = [sys.executable, "-m", "scrawl", "export", model, "--int8", "--out", str(out)]
-    proc = subprocess.run(cmd + (["--data-dir", data_dir] if data_dir else []), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return str(out)
 
 
 def timed_run(folder: Path, runtime: str, model: str, labels: list[int]) -> dict:

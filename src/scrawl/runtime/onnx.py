@@ -136,8 +136,8 @@ def _check_input(path: Path, arg, size: int, line: bool) -> None:
 def make_session(data: bytes, threads: int | None, name: str, spin: bool = True):
     """An ONNX Runtime CPU session. spin: idle intra-op threads busy-wait for the next op (ONNX Runtime's
     default: quickest on an otherwise idle machine); False where other processes need the CPUs between
-    model calls (framing workers feeding a model in this process: 12.4 s -> 9.9 s for 10,000 files at 2
-    threads, measured with `scrawl predict` before its workers read with the model themselves)."""
+    model calls (framing workers feeding a model in this process: spinning threads take the CPUs
+    the workers need)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
