@@ -84,6 +84,22 @@ def _pose(strokes: list[np.ndarray], slant: float, rotate: float) -> list[np.nda
     return [(s - centre) @ m.T for s in strokes]
 
 
+def _skew(strokes: list[np.ndarray]) -> float:
+    """The strokes' skew (degrees, vision.skew): segment midpoints weighted by their length, so the pen's
+    speed (points per unit of ink) does not weigh."""
+    from ..vision.skew import estimate_skew
+
+    mids, lengths = [], []
+    for s in strokes:
+        if len(s) > 1:
+            mids.append((s[1:] + s[:-1]) / 2)
+            lengths.append(np.hypot(*np.diff(s, axis=0).T))
+    if not mids:
+        return 0.0
+    m = np.concatenate(mids)
+    return estimate_skew(m[:, 0], m[:, 1], np.concatenate(lengths))
+
+
 def draw_polylines(canvas: np.ndarray, strokes: Sequence[np.ndarray], pen_px: float, *,
                    supersample: int = 4, value: int = 255) -> np.ndarray:
     """Draw strokes given in `canvas` pixel coordinates (x, y; pixel centres at integers) with a round,
@@ -119,6 +135,7 @@ def _finish(image: np.ndarray, blur: float) -> np.ndarray:
 
 def render_strokes(strokes: Sequence[np.ndarray], height: int = 32, style: StrokeStyle | None = None, *,
                    rng: np.random.Generator | None = None, min_extent: float | None = None,
+                   pen_extent: float | None = None, level: bool = False,
                    margin: float = 0.1, max_aspect: float = 80.0, supersample: int = 4) -> np.ndarray:
     """Render pen strokes into a uint8 (height, W) image, 0 background, 255 ink, aspect ratio kept.
 
@@ -129,17 +146,24 @@ def render_strokes(strokes: Sequence[np.ndarray], height: int = 32, style: Strok
     so a lone dash or dot is not blown up to a full line's height (it then sits at `style.offset` in the
     free height). max_aspect: the box also counts as at least width / max_aspect tall (bounds W).
     margin: blank columns on each side, as a fraction of the height. W is at least 1.
+    pen_extent (stroke units): the writing's usual height (a writer's median word); the pen is sized
+    against it, not against a taller box, so a long line that drifts or a tall phrase is not drawn with a
+    pen as thick as its letters (a real pen is as wide as it is, however the line runs). Never thicker
+    than against the box. level: turn a sloping line level first (vision.skew, as the framing levels a
+    user's line); style.rotate still turns it after.
     """
     if height < 1:
         raise ValueError(f"height must be at least 1, got {height}")
     if style is None:
         style = random_style(rng) if rng is not None else StrokeStyle()
-    posed = _pose(_check_strokes(strokes), style.slant, style.rotate)
+    strokes = _check_strokes(strokes)
+    skew = _skew(strokes) if level else 0.0
+    posed = _pose(strokes, style.slant, style.rotate + skew)
     pts = np.concatenate(posed)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     ink_w, ink_h = hi - lo
-    pen_px = style.pen * height
     ref_h = max(ink_h, min_extent or 0.0, ink_w / max_aspect)
+    pen_px = style.pen * height * (min(1.0, pen_extent / ref_h) if pen_extent and ref_h > 0 else 1.0)
     target = max(0.0, min(style.fill * height, height - pen_px - 1.0))  # keep the pen's edge inside
     scale = target / ref_h if ref_h > 0 else 0.0
     sx, sy = scale * style.stretch, scale

@@ -142,8 +142,8 @@ def _char_box(start: int, end: int, framed, box, ink: np.ndarray) -> tuple[int, 
     """Frames [start, end) -> the image columns they cover, and the rows of the line's ink there."""
     lx0, ly0 = box[0], box[1]
     h, w = ink.shape
-    x0 = int(np.floor((start * STRIDE - framed.margin) / framed.scale)) + framed.x0
-    x1 = int(np.ceil((end * STRIDE - framed.margin) / framed.scale)) + framed.x0
+    x0 = int(np.floor(framed.input_x(start * STRIDE)))
+    x1 = int(np.ceil(framed.input_x(end * STRIDE)))
     x0, x1 = max(0, min(x0, w - 1)), max(1, min(max(x1, x0 + 1), w))
     rows = np.flatnonzero((ink[:, x0:x1] > 0.5).any(axis=1))
     y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, h)

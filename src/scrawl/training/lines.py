@@ -163,12 +163,15 @@ def _render_job(job: tuple) -> list:
     rng = np.random.default_rng(seed)
     out = []
     for item in items:
+        # UNIPEN's lines are levelled as the framing levels a user's sloping line (vision.skew)
         if what == "words":
-            image = _SOURCES["words"].render(int(item), height, rng=rng)
+            image = _SOURCES["words"].render(int(item), height, rng=rng, level=True)
         elif what == "phrases":
             words = _SOURCES["words"]
             strokes, _ = words.phrase(item[0], item[1])
-            image = render_strokes(strokes, height, rng=rng, min_extent=words.min_extent(int(item[0][0])))
+            first = int(item[0][0])
+            image = render_strokes(strokes, height, rng=rng, min_extent=words.min_extent(first), level=True,
+                                   pen_extent=float(words.writer_median_h[first]))
         else:
             layout = TOUCHING_BAR_LAYOUT if item.startswith("=") else None
             image = compose_line(item.lstrip("="), _SOURCES[what], rng, height=height, layout=layout)
