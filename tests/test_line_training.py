@@ -83,3 +83,27 @@ def test_line_data_is_writer_disjoint_and_batches_group_widths(real_data_dir):
     widths = np.array([im.shape[1] for im in images])[order.numpy()].reshape(-1, 32)
     spread = (widths.max(1) - widths.min(1)).mean()
     assert spread < 0.5 * (widths.max() - widths.min())  # batches hold lines of similar width
+
+
+def test_micro_batches_bound_columns_and_keep_order():
+    """A batch of lines is cut, in order, into pieces of at most max_columns lines x padded width."""
+    import torch
+
+    from scrawl.training.lines import LineTrainingData
+    from scrawl.vision import line_spec
+
+    rng = np.random.default_rng(0)
+    widths = [int(w) for w in rng.integers(20, 3000, 64)] + [5000]  # the last one alone is over the cap
+    images = [np.zeros((32, w), np.uint8) for w in widths]
+    data = LineTrainingData(train=[images], y_train=torch.zeros(len(images), 3, dtype=torch.long), val=[],
+                            y_val=torch.zeros(0, 3, dtype=torch.long), classes=["a"], spec=line_spec(32),
+                            max_columns=8000)
+    idx = torch.from_numpy(rng.permutation(len(images)))
+    pieces = data.micro_batches(idx, epoch=0)
+    assert torch.equal(torch.cat(pieces), idx)
+    for p in pieces:
+        cols = len(p) * max(-(-widths[i] // 4) * 4 for i in p.tolist())
+        assert cols <= 8000 or len(p) == 1
+    assert len(pieces) > 10
+    whole = replace(data, max_columns=10**9).micro_batches(idx, epoch=0)  # no cap: one piece
+    assert len(whole) == 1 and torch.equal(whole[0], idx)

@@ -84,10 +84,11 @@ class UnipenWords:
 
     def render(self, i: int, height: int = 32, style: StrokeStyle | None = None, *,
                rng: np.random.Generator | None = None, **kwargs) -> np.ndarray:
-        """Row i rendered by `render_strokes` (style None + rng: a random style), with `min_extent`, and
-        the pen sized against the writer's median word height."""
+        """Row i rendered by `render_strokes` (style None + rng: a random style), with `min_extent`;
+        writer_pen: the pen sized against the writer's median word height (`pen_extent`)."""
         kwargs.setdefault("min_extent", self.min_extent(i))
-        kwargs.setdefault("pen_extent", float(self.writer_median_h[i]))
+        if kwargs.pop("writer_pen", False):
+            kwargs.setdefault("pen_extent", float(self.writer_median_h[i]))
         return render_strokes(self.strokes(i), height, style, rng=rng, **kwargs)
 
     def phrase(self, rows: Sequence[int], gaps: Sequence[float]) -> tuple[list[np.ndarray], str]:

@@ -55,6 +55,10 @@ class TrainingData:
     def epoch_order(self, order: torch.Tensor, batch_size: int, epoch: int, seed: int) -> torch.Tensor:
         return order  # every image has the same size: any order batches as well as any other
 
+    def micro_batches(self, idx: torch.Tensor, epoch: int) -> list[torch.Tensor]:
+        """The batch `idx` in the pieces one forward pass takes: whole (every image is small)."""
+        return [idx]
+
     def train_batch(self, idx: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, 1, H, W) float in [0, 1], labels) of training images `idx`, on the data's device."""
         if self.looks is not None and epoch % len(self.looks) != self._look:

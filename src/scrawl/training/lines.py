@@ -39,6 +39,13 @@ class LineDataConfig:
     touching: float = 0.35  # share of those that are plain digit strings with every neighbour touching
     val_numbers: int = 2000  # synthetic number lines for validation (held-out MNIST training digits)
     max_width: int = 3200  # training lines wider than this (after rendering) are left out
+    # A batch's lines go through the network in pieces of at most this many columns (lines x padded
+    # width), gradients summed: 64 lines 3,200 px wide took 5.4 GB in one piece (backward's activations
+    # grow with the columns; about 26 kB each for the bundled CRNN), 48k columns take about 1.3 GB.
+    max_columns: int = 48 * 1024
+    # Off for the bundled model (trained before they existed), to be tried in its next training run:
+    level: bool = False  # turn sloping UNIPEN lines level before rendering, as the framing levels a user's line
+    writer_pen: bool = False  # size the pen against the writer's median word height, not the line's box
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +64,7 @@ class LineTrainingData:
     counts: dict = field(default_factory=dict)  # lines from each source
     device: torch.device = torch.device("cpu")
     val_texts: list = field(default_factory=list)
+    max_columns: int = LineDataConfig.max_columns  # see LineDataConfig
 
     @property
     def n_train(self) -> int:
@@ -89,6 +97,20 @@ class LineTrainingData:
         perm = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed * 104729 + epoch))
         return torch.cat([blocks[perm].reshape(-1), order[full:]])
 
+    def micro_batches(self, idx: torch.Tensor, epoch: int) -> list[torch.Tensor]:
+        """The batch `idx` cut, in order, into pieces of at most `max_columns` lines x padded width (a line
+        wider than that goes alone): the optimizer step is the same, the peak memory bounded."""
+        images = self.train[epoch % len(self.train)]
+        pieces, start, widest = [], 0, 0
+        for k, i in enumerate(idx.tolist()):
+            widest_then = max(widest, _padded(images[i].shape[1]))
+            if k > start and (k + 1 - start) * widest_then > self.max_columns:
+                pieces.append(idx[start:k])
+                start, widest_then = k, _padded(images[i].shape[1])
+            widest = widest_then
+        pieces.append(idx[start:])
+        return pieces
+
     def train_batch(self, idx: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, 1, H, Wmax) float in [0, 1] on the device, targets (B, Lmax)) of lines `idx`."""
         images = self.train[epoch % len(self.train)]
@@ -102,11 +124,15 @@ class LineTrainingData:
             yield self._pad([self.val[i] for i in part]), self.y_val[torch.from_numpy(part)].to(self.device)
 
     def _pad(self, images: list) -> torch.Tensor:
-        width = -(-max(im.shape[1] for im in images) // STRIDE) * STRIDE
+        width = max(_padded(im.shape[1]) for im in images)
         out = np.zeros((len(images), images[0].shape[0], width), np.uint8)
         for k, im in enumerate(images):
             out[k, :, : im.shape[1]] = im
         return torch.from_numpy(out).to(self.device).float().div_(255).unsqueeze(1)
+
+
+def _padded(width: int) -> int:
+    return -(-width // STRIDE) * STRIDE
 
 
 def _targets(texts: list[str], classes: str) -> torch.Tensor:
@@ -147,7 +173,8 @@ def _phrases(words, rows: np.ndarray, n: int, rng: np.random.Generator, max_char
     return out
 
 
-# What the rendering jobs draw from: set before the worker processes fork, so they inherit it.
+# What the rendering jobs draw from (and LineDataConfig's level and writer_pen): set before the worker
+# processes fork, so they inherit it.
 _SOURCES: dict = {}
 _CHUNK = 1000  # lines per rendering job
 
@@ -161,17 +188,17 @@ def _render_job(job: tuple) -> list:
 
     seed, what, items, height, paper = job
     rng = np.random.default_rng(seed)
+    level, writer_pen = _SOURCES.get("level", False), _SOURCES.get("writer_pen", False)
     out = []
     for item in items:
-        # UNIPEN's lines are levelled as the framing levels a user's sloping line (vision.skew)
         if what == "words":
-            image = _SOURCES["words"].render(int(item), height, rng=rng, level=True)
+            image = _SOURCES["words"].render(int(item), height, rng=rng, level=level, writer_pen=writer_pen)
         elif what == "phrases":
             words = _SOURCES["words"]
             strokes, _ = words.phrase(item[0], item[1])
             first = int(item[0][0])
-            image = render_strokes(strokes, height, rng=rng, min_extent=words.min_extent(first), level=True,
-                                   pen_extent=float(words.writer_median_h[first]))
+            image = render_strokes(strokes, height, rng=rng, min_extent=words.min_extent(first), level=level,
+                                   pen_extent=float(words.writer_median_h[first]) if writer_pen else None)
         else:
             layout = TOUCHING_BAR_LAYOUT if item.startswith("=") else None
             image = compose_line(item.lstrip("="), _SOURCES[what], rng, height=height, layout=layout)
@@ -247,7 +274,7 @@ def load_line_training_data(cfg: TrainConfig, data_dir, progress: bool) -> LineT
                       + _jobs(cfg.seed * 10 + r + 7, "phrases", phrases, lc.height, lc.paper), r))
     parts.append((_jobs(cfg.seed * 10 + 9, "words", val_rows, lc.height, 0.5)
                   + _jobs(cfg.seed * 10 + 8, "val_numbers", val_number_texts, lc.height, 0.5), "val"))
-    _SOURCES.update(words=words, numbers=bank, val_numbers=val_bank)
+    _SOURCES.update(words=words, numbers=bank, val_numbers=val_bank, level=lc.level, writer_pen=lc.writer_pen)
     try:
         jobs = [job for part, _ in parts for job in part]
         total = lc.renditions * (len(train_rows) + n_numbers + len(phrases)) + len(val_rows) + n_val_numbers
@@ -269,5 +296,5 @@ def load_line_training_data(cfg: TrainConfig, data_dir, progress: bool) -> LineT
     return LineTrainingData(train=[[r[i] for i in keep] for r in renditions],
                             y_train=_targets([texts[i] for i in keep], classes), val=val,
                             y_val=_targets(val_texts, classes), classes=list(classes), spec=spec, counts=counts,
-                            val_texts=val_texts)
+                            val_texts=val_texts, max_columns=lc.max_columns)
 

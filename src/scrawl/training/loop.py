@@ -9,6 +9,8 @@ boundary after writing a resumable last.pt.
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import signal
 import tempfile
@@ -244,26 +246,33 @@ def train_one_epoch(run: Run, state: RunState, stop: "_StopFlag", checkpoints: C
 
 
 def train_step(run: Run, idx: torch.Tensor, epoch: int, global_step: int) -> BatchScore:
-    """One optimizer step on the images `idx` (this process's share of the batch); its running figures."""
-    x, y = run.data.train_batch(idx, epoch)
-    targets = run.task.collate(y)
-    if run.augment is not None and global_step < run.plan.augmented_steps:
-        x = augment_batch(x, run.augment, run.aug_gen)
-    x = x.contiguous(memory_format=torch.channels_last)
+    """One optimizer step on the images `idx` (this process's share of the batch); its running figures.
+    The share goes through the network in the pieces the data cuts it into (`micro_batches`: long lines
+    in several), their gradients summed, each piece's mean loss weighted by its share."""
     for param_group in run.optimizer.param_groups:
         param_group["lr"] = lr_at(run.cfg, global_step, run.plan.total_steps)
-    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16):
-        logits = run.net(x)
-    loss = run.task.loss(logits, targets, label_smoothing=run.cfg.label_smoothing)
     run.optimizer.zero_grad(set_to_none=True)
-    if run.group.world > 1:
-        # DDP averages the processes' gradients; weighting each one's mean by its share of the batch makes
-        # that the mean over the whole global batch, even when shares differ by one.
-        (loss * (len(idx) * run.group.world / run.plan.batch_size)).backward()
-    else:
-        loss.backward()
+    # DDP averages the processes' gradients; weighting each one's mean by its share of the batch makes
+    # that the mean over the whole global batch, even when shares differ by one.
+    share = len(idx) * run.group.world / run.plan.batch_size if run.group.world > 1 else 1.0
+    pieces = run.data.micro_batches(idx, epoch)
+    score = BatchScore()
+    for k, piece in enumerate(pieces):
+        x, y = run.data.train_batch(piece, epoch)
+        targets = run.task.collate(y)
+        if run.augment is not None and global_step < run.plan.augmented_steps:
+            x = augment_batch(x, run.augment, run.aug_gen)
+        x = x.contiguous(memory_format=torch.channels_last)
+        # DDP exchanges gradients on the last piece's backward only (each process has exactly one)
+        sync = k == len(pieces) - 1 or run.group.world == 1
+        with (contextlib.nullcontext() if sync else run.net.no_sync()):
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16):
+                logits = run.net(x)
+            loss = run.task.loss(logits, targets, label_smoothing=run.cfg.label_smoothing)
+            (loss * (share * len(piece) / len(idx))).backward()
+        score.add(run.task.score(logits, targets, loss.item()))
     run.optimizer.step()
-    return run.task.score(logits, targets, loss.item())
+    return score
 
 
 def _end_epoch(run: Run, state: RunState, steps: int, seconds: float) -> bool:
