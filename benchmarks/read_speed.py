@@ -7,6 +7,8 @@ one digit's width), dark ink on white like a scan. For each runtime (onnx: ONNX 
 exported .onnx, 1 intra-op thread; torch: PyTorch with torch.set_num_threads(1)), in a fresh process
 so one runtime's imports do not weigh on the other, after --warmup runs, --runs timings of:
 - framing: the image -> ink map -> lines -> the framed line (what `Recognizer.read` does before the model);
+  skew: the part of it that estimates the line's skew (`vision.skew.ink_skew` of the ink map), which
+  every line pays whether or not it then needs turning;
 - forward: the model alone on that framed line (`Recognizer.logits` of (1, 1, 32, W));
 - read: the whole `Recognizer.read(image)` (framing + model + decoding, with the default n-best: greedy
   and a prefix beam search); read_top1: the same with top_k=1 (greedy decoding only).
@@ -91,6 +93,7 @@ def worker(runtime: str, model: str, image_path: str, runs: int, warmup: int) ->
     from scrawl.vision.framing import frame_line
     from scrawl.vision.ink import load_image
     from scrawl.vision.lines import split_lines
+    from scrawl.vision.skew import ink_skew
 
     rec = Recognizer(model, runtime=runtime, threads=1 if runtime == "onnx" else None)
     image = cv2.imread(image_path, cv2.IMREAD_GRAYSCALE)
@@ -106,9 +109,10 @@ def worker(runtime: str, model: str, image_path: str, runs: int, warmup: int) ->
 
     framed = framing()
     x = framed[0].image[None, None]
+    ink = load_image(image)
     answer = read()
     figures = {name: timings(fn, runs, warmup) for name, fn in
-               (("framing", framing), ("forward", lambda: rec.logits(x)), ("read", read),
+               (("framing", framing), ("skew", lambda: ink_skew(ink)), ("forward", lambda: rec.logits(x)), ("read", read),
                 ("read_top1", lambda: read(1)))}
     return {"runtime": runtime, "model_file": str(rec.path), "lines": len(framed), "framed_shape": list(x.shape),
             "frames": int(rec.logits(x).shape[1]), **figures,
@@ -129,12 +133,12 @@ def run_worker(runtime: str, args, image_path: Path) -> dict:
 
 
 def table(report: dict) -> str:
-    rows = ["| runtime | framing | forward | read | read, top_k=1 | frames | text |",
-            "|---|---:|---:|---:|---:|---:|---|"]
+    rows = ["| runtime | framing | of which the skew estimate | forward | read | read, top_k=1 | frames | text |",
+            "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in report["runs"]:
         cell = lambda k: f"{r[k]['median_ms']:.2f} / {r[k]['p90_ms']:.2f}"  # noqa: E731
         text = repr(r["text"]) if r["text"] is not None else f"none ({r['error']})"
-        rows.append(f"| {r['runtime']} | {cell('framing')} | {cell('forward')} | {cell('read')} | "
+        rows.append(f"| {r['runtime']} | {cell('framing')} | {cell('skew')} | {cell('forward')} | {cell('read')} | "
                     f"{cell('read_top1')} | {r['frames']} | {text} |")
     return "\n".join(rows)
 

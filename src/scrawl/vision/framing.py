@@ -37,7 +37,7 @@ from PIL import Image
 
 from ..errors import EmptyImageError, ImageError
 from .ink import InkBox, load_ink
-from .skew import level_ink
+from .skew import level_crop
 
 __all__ = ["FRAMINGS", "FrameSpec", "LineFrame", "frame", "frame_batch", "frame_line", "line_spec", "to_input"]
 
@@ -221,61 +221,37 @@ def to_input(images):
 
 @dataclass
 class LineFrame:
-    """A framed line and where it came from. Unlevelled (skew 0), input column x is framed column
-    (x - x0) * scale + margin; `input_x` also undoes the levelling."""
-
+    """A framed line and where it came from: framed column c lies over input column `input_x(c)`."""
     image: np.ndarray  # float32 (size, W), ink bright
-    x0: int  # the ink's left edge in the (levelled) crop's canvas: the input's columns when skew is 0
+    x0: int  # the ink's left edge (in the levelled crop's canvas when the line was turned)
     y0: int  # the ink's top edge, likewise
-    scale: float  # framed columns per input column (LINE_STRETCH included)
+    scale: float  # framed columns per canvas column (LINE_STRETCH included)
     margin: int  # blank framed columns left of the ink
     skew: float = 0.0  # degrees the line was turned to level it (vision.skew; y down, > 0: right end low)
-    back: np.ndarray | None = None  # 2x3 affine from the levelled canvas to the input's pixels (None: same)
-    rows: int = 0  # the crop's height in the canvas (input pixels)
+    to_input: tuple = (1.0, 0.0)  # (a, b): input column = a * canvas column + b, on the line's middle row
 
     def input_x(self, column: float) -> float:
-        """The input's column under framed column `column`, on the line's middle row."""
-        x = (column - self.margin) / self.scale + self.x0
-        if self.back is None:
-            return x
-        y = self.y0 + self.rows / 2
-        return float(self.back[0, 0] * x + self.back[0, 1] * y + self.back[0, 2])
+        return self.to_input[0] * ((column - self.margin) / self.scale + self.x0) + self.to_input[1]
 
 
 def frame_line(ink: np.ndarray, spec: FrameSpec, full_shape: tuple | None = None) -> LineFrame:
-    """An ink map of one line (float, ink bright) -> LineFrame for a line spec; EmptyImageError without ink
+    """One line's ink map (float, ink bright) -> LineFrame, levelled (vision.skew); EmptyImageError without ink
     (or only specks, judged against `full_shape`: the whole image's (H, W) the line was cut from),
     ImageError for a line too long to read in one piece."""
     if spec.framing != "line":
         raise ValueError(f"frame_line needs a line spec, got {spec.framing!r}")
     origin = [0, 0]
     crop = _clean_crop(np.asarray(ink, np.float32), full_shape or np.shape(ink), LINE_SPECK_REL, origin)
-    crop, skew, back = _level(crop, origin)
-    image = _frame_line(crop, spec)
-    return LineFrame(image, origin[0], origin[1], spec.box / crop.shape[0] * LINE_STRETCH,
-                     int(round(LINE_MARGIN * spec.size)), skew, back, crop.shape[0])
-
-
-def _level(crop: np.ndarray, origin: list | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
-    """A sloping line's crop turned level and cropped to its ink again (vision.skew): (crop, skew, the
-    2x3 affine from the new crop's canvas to the input, given the old crop's `origin`, which becomes
-    the new crop's corner in that canvas). A level line comes back as it is, with None."""
-    turned, skew, back = level_ink(crop)
-    if skew == 0.0:
-        return crop, 0.0, None
-    x, y, w, h = cv2.boundingRect((turned > BBOX_LEVEL).astype(np.uint8))
-    if origin is not None:
-        back = back.copy()
-        back[:, 2] += origin  # the old crop sat at `origin` in the input
-        origin[:] = [x, y]
-    return np.ascontiguousarray(turned[y : y + h, x : x + w]), skew, back
+    crop, skew, to_input = level_crop(crop, BBOX_LEVEL, origin)
+    return LineFrame(_frame_line(crop, spec), origin[0], origin[1], spec.box / crop.shape[0] * LINE_STRETCH,
+                     int(round(LINE_MARGIN * spec.size)), skew, to_input)
 
 
 def _frame_ink(ink: "np.ndarray | InkBox", spec: FrameSpec) -> np.ndarray:
     speck = LINE_SPECK_REL if spec.framing == "line" else SPECK_REL
     crop = (_clean_crop(ink.roi, ink.shape, speck) if isinstance(ink, InkBox) else _clean_crop(ink, ink.shape, speck))
     if spec.framing == "line":
-        return _frame_line(_level(crop)[0], spec)
+        return _frame_line(level_crop(crop, BBOX_LEVEL)[0], spec)
     if spec.framing == "mnist":
         return _frame_mnist(crop, spec)
     return _frame_emnist(crop, spec)
