@@ -40,8 +40,8 @@ class LineDataConfig:
     val_numbers: int = 2000  # synthetic number lines for validation (held-out MNIST training digits)
     max_width: int = 3200  # training lines wider than this (after rendering) are left out
     # A batch's lines go through the network in pieces of at most this many columns (lines x padded
-    # width), gradients summed: 64 lines 3,200 px wide took 5.4 GB in one piece (backward's activations
-    # grow with the columns; about 26 kB each for the bundled CRNN), 48k columns take about 1.3 GB.
+    # width), gradients summed: backward's activations grow with the columns; one step of 64 lines
+    # 3,200 px wide takes 5.2 GB in one piece, 1.25 GB per 15-line piece (benchmarks/line_step_memory.py).
     max_columns: int = 48 * 1024
     # Off for the bundled model (trained before they existed), to be tried in its next training run:
     level: bool = False  # turn sloping UNIPEN lines level before rendering, as the framing levels a user's line

@@ -10,7 +10,6 @@ boundary after writing a resumable last.pt.
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import signal
 import tempfile
