@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..vision.ink import FLATTEN_MIN_SIDE, load_image
+from ..vision.skew import estimate_skew
 
 _SHIFT = 4  # cv2 drawing with 4 fractional bits: points are placed to 1/16 of a canvas pixel
 
@@ -87,8 +88,6 @@ def _pose(strokes: list[np.ndarray], slant: float, rotate: float) -> list[np.nda
 def _skew(strokes: list[np.ndarray]) -> float:
     """The strokes' skew (degrees, vision.skew): segment midpoints weighted by their length, so the pen's
     speed (points per unit of ink) does not weigh."""
-    from ..vision.skew import estimate_skew
-
     mids, lengths = [], []
     for s in strokes:
         if len(s) > 1:

@@ -67,7 +67,7 @@ def estimate_skew(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = Non
     fine = fine[np.abs(fine) <= MAX_SKEW]
     sf = _sharpness(x, y, w, fine, bin_h)
     angle = float(fine[int(np.argmax(sf))])
-    flat = _sharpness(x, y, w, np.array([0.0]), bin_h)[0]
+    flat = float(s[np.argmin(np.abs(coarse))])  # the coarse grid holds 0 degrees: the ink as it stands
     levelled_h = np.ptp(y - x * math.tan(math.radians(angle)))
     if sf.max() < MIN_GAIN * flat or width < MIN_ASPECT * levelled_h:
         return 0.0
@@ -110,7 +110,7 @@ def level_crop(crop: np.ndarray, bbox_level: float, origin: list | None = None) 
     if skew == 0.0:
         return crop, 0.0, (1.0, 0.0)
     x, y, w, h = cv2.boundingRect((turned > bbox_level).astype(np.uint8))
-    ox, oy = origin if origin is not None else (0, 0)
+    ox = origin[0] if origin is not None else 0
     to_input = (float(back[0, 0]), float(back[0, 1] * (y + h / 2) + back[0, 2] + ox))
     if origin is not None:
         origin[:] = [x, y]
