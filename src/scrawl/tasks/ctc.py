@@ -86,6 +86,10 @@ def greedy(probs: np.ndarray, classes: Sequence[str]) -> LineAnswer:
 # a path through a 1e-3 output is at most 1e-3 as likely as the same path through the frame's best, so it
 # rarely reaches an n-best list, and skipping them makes the search many times faster on real lines.
 BEAM_PRUNE = np.log(1e-3)
+# ... and by no more than the frame's `beam + SAME_TEXT` best outputs: a path through a lower one has at
+# least `beam` more probable neighbours that differ in that frame only and spell other texts (at most
+# SAME_TEXT of the swaps, to blank or to the characters on either side, can spell the same text).
+SAME_TEXT = 3
 
 
 def _lae(a: float, b: float) -> float:
@@ -101,6 +105,9 @@ def beam_search(logp: np.ndarray, classes: Sequence[str], beam: int = 8) -> list
     # prefix -> (log p ending in blank, log p ending in its last character)
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}
     keep = (logp >= np.minimum(BEAM_PRUNE, logp.max(axis=1, keepdims=True))) & np.isfinite(logp)
+    most = beam + SAME_TEXT
+    if logp.shape[1] > most:
+        keep &= logp >= -np.partition(-logp, most - 1, axis=1)[:, most - 1 : most]  # (T, 1): the most-th best
     for t in range(logp.shape[0]):
         cand = np.flatnonzero(keep[t]).tolist()
         row = logp[t].tolist()

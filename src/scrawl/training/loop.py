@@ -274,6 +274,17 @@ def train_step(run: Run, idx: torch.Tensor, epoch: int, global_step: int) -> Bat
     return score
 
 
+def _peak_memory() -> dict:
+    """This process's peak resident memory so far, and the largest of its finished child processes' (the
+    line renderers), in MB: what a training run needs, read from the kernel (where it keeps the count)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return {}
+    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "children_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+
+
 def _end_epoch(run: Run, state: RunState, steps: int, seconds: float) -> bool:
     """Sum the pass's figures over the processes, validate, add the history row, move `state` to the next
     pass. True when validation accuracy is the best so far (ties go to the later pass: lower learning rate)."""
@@ -284,10 +295,11 @@ def _end_epoch(run: Run, state: RunState, steps: int, seconds: float) -> bool:
     state.history.append({"epoch": epoch + 1, "train_loss": train_score.loss, "train_acc": train_score.accuracy,
                           "val_loss": val.loss, "val_acc": val.accuracy, "lr": run.optimizer.param_groups[0]["lr"],
                           "seconds": round(seconds, 2), "images_per_s": round(steps * run.plan.batch_size / seconds, 1),
-                          "world_size": group.world, "rank_images": rank_images})
+                          "world_size": group.world, "rank_images": rank_images, **_peak_memory()})
     if group.main:
-        log.info("epoch %d/%d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, %.1fs", epoch + 1, run.plan.epochs,
-                 train_score.loss, train_score.accuracy, val.loss, val.accuracy, seconds)
+        log.info("epoch %d/%d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, %.1fs, peak memory %s MB", epoch + 1,
+                 run.plan.epochs, train_score.loss, train_score.accuracy, val.loss, val.accuracy, seconds,
+                 state.history[-1].get("peak_rss_mb", "?"))
     if run.show:
         from tqdm.auto import tqdm
 
