@@ -109,3 +109,20 @@ def test_micro_batches_bound_columns_and_keep_order():
     assert len(pieces) > 10
     whole = replace(data, max_columns=10**9).micro_batches(idx, epoch=0)  # no cap: one piece
     assert len(whole) == 1 and torch.equal(whole[0], idx)
+
+
+def test_packed_lines_give_back_the_same_images_and_widths():
+    """Training renders are held PNG-compressed: lossless, widths known without decoding, smaller."""
+    from scrawl.training.lines import PackedLines
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (32, int(w)), dtype=np.uint8) for w in (1, 7, 300)]
+    images.append(np.zeros((32, 900), np.uint8))
+    images[-1][10:20, 100:800] = 255  # a stroke on a blank line, as most renders are
+    packed = PackedLines.pack(images)
+    assert len(packed) == 4 and packed.widths.tolist() == [1, 7, 300, 900]
+    for a, b in zip(images, packed):
+        assert b.dtype == np.uint8 and np.array_equal(a, b)
+    assert packed.blobs[-1].nbytes < images[-1].nbytes / 10
+    part = packed.subset([3, 0])
+    assert part.widths.tolist() == [900, 1] and np.array_equal(part[0], images[3])
