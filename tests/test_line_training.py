@@ -126,3 +126,24 @@ def test_packed_lines_give_back_the_same_images_and_widths():
     assert packed.blobs[-1].nbytes < images[-1].nbytes / 10
     part = packed.subset([3, 0])
     assert part.widths.tolist() == [900, 1] and np.array_equal(part[0], images[3])
+
+
+def test_validation_batches_bound_columns_and_cover_every_line():
+    """Validation lines are not capped in width: a batch of the widest must still fit max_columns."""
+    from scrawl.training.lines import LineTrainingData
+    from scrawl.vision import line_spec
+
+    rng = np.random.default_rng(2)
+    widths = [int(w) for w in rng.integers(20, 400, 600)] + [3000, 6000, 9000]
+    val = [np.full((32, w), k % 251, np.uint8) for k, w in enumerate(widths)]
+    y_val = torch.arange(len(val))[:, None]
+    data = LineTrainingData(train=[val[:2]], y_train=torch.zeros(2, 1, dtype=torch.long), val=val, y_val=y_val,
+                            classes=["a"], spec=line_spec(32), max_columns=8000)
+    seen = []
+    for x, y in data.val_batches(batch_size=256):
+        assert x.shape[0] * x.shape[3] <= 8000 or x.shape[0] == 1
+        assert x.shape[0] <= 256
+        for k, i in enumerate(y[:, 0].tolist()):  # each image is its own line's
+            assert float(x[k, 0, 0, 0]) * 255 == pytest.approx(i % 251)
+        seen += y[:, 0].tolist()
+    assert sorted(seen) == list(range(len(val)))

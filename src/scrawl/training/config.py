@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import ScrawlError
 from ..tasks import DEFAULT_TASK, TASKS
@@ -69,6 +69,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+_LINE = TrainConfig(dataset="unipen-words", task="ctc", model="crnn",
+                    model_config={"width": 24, "hidden": 128, "layers": 2}, epochs=4, batch_size=64, lr=2e-3,
+                    warmup=0.05, weight_decay=1e-4, label_smoothing=0.0, val_fraction=0.1,
+                    augment=AugmentConfig(rotate=0.0, scale=0.0, aspect=0.0, shear=0.0, translate=0.0,
+                                          stroke=0.3, blur=0.15).to_dict(), augment_until=0.9, lines={})
+
 # Named recipes. `default` makes the bundled digit model; `fast` is the seconds-to-99% recipe;
 # `keras` trains the seed's network the way the seed notebook did (Adam 1e-3, no augmentation).
 RECIPES: dict[str, TrainConfig] = {
@@ -83,17 +89,17 @@ RECIPES: dict[str, TrainConfig] = {
                                               stroke=0.0, blur=0.0).to_dict()),
     # The bundled digits-lite model: fastnet trained like the default (the best epoch, by validation).
     "lite": TrainConfig(model="fastnet", epochs=20),
-    # The bundled line model (issue 13): a CRNN read with CTC, trained on real UNIPEN words and texts
-    # rendered from their pen strokes (two looks each), lines of 2-6 words of one writer, and synthetic
-    # number lines made of MNIST training digits (scrawl.training.lines). Only the pen width and blur are
-    # augmented per batch: the renders already vary slant, size, pen and paper. 4 passes: about an hour
-    # on one core of this 2-core machine.
-    "line": TrainConfig(dataset="unipen-words", task="ctc", model="crnn",
-                        model_config={"width": 24, "hidden": 128, "layers": 2}, epochs=4, batch_size=64, lr=2e-3,
-                        warmup=0.05, weight_decay=1e-4, label_smoothing=0.0, val_fraction=0.1,
-                        augment=AugmentConfig(rotate=0.0, scale=0.0, aspect=0.0, shear=0.0, translate=0.0,
-                                              stroke=0.3, blur=0.15).to_dict(), augment_until=0.9,
-                        lines={}),
+    # The line model before 2026-12-07 (issue 13): a CRNN read with CTC, trained on real UNIPEN words and
+    # texts rendered from their pen strokes (two looks each), lines of 2-6 words of one writer, and
+    # synthetic number lines made of MNIST training digits (scrawl.training.lines). Only the pen width and
+    # blur are augmented per batch: the renders already vary slant, size, pen and paper. 4 passes: about an
+    # hour on one core of the 2-core machine it was trained on.
+    "line": _LINE,
+    # The bundled line model: `line` (trained first, in OUT/line; --init PATH starts from a model you have,
+    # e.g. the bundled line.pt) fine-tuned for 2 more passes on renders made the way the framing now shows
+    # a user's line: sloping lines levelled, the pen sized by the writer's word height.
+    "line-tune": replace(_LINE, epochs=2, lr=1e-3, warmup=0.1, lines={"level": True, "writer_pen": True},
+                         init="recipe:line"),
     # Issue 15: the bundled digit models, fine-tuned from what `default` or `lite` makes (trained first, in
     # OUT/default or OUT/lite; --init PATH starts from a model you have) on MNIST plus the digits of UNIPEN's
     # writers from several countries (drawn from pen strokes, another look each epoch) and of NIST's forms,

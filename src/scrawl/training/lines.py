@@ -153,11 +153,18 @@ class LineTrainingData:
         return self._pad([images[i] for i in idx.tolist()]), self.y_train[idx.cpu()].to(self.device)
 
     def val_batches(self, batch_size: int = 256):
-        """Validation in batches of similar width: (images, targets) pairs."""
-        order = np.argsort([im.shape[1] for im in self.val], kind="stable")
-        for start in range(0, len(order), batch_size):
-            part = order[start : start + batch_size]
+        """Validation in batches of similar width, each at most `max_columns` lines x padded width (as a
+        training piece: validation lines are not capped by max_width, and 256 of the widest in one batch
+        took a run to 8.4 GB): (images, targets) pairs."""
+        widths = np.array([_padded(im.shape[1]) for im in self.val], np.int64)
+        order, start = np.argsort(widths, kind="stable"), 0
+        while start < len(order):
+            stop = min(start + batch_size, len(order))
+            while stop - start > 1 and (stop - start) * widths[order[stop - 1]] > self.max_columns:
+                stop = start + max(1, self.max_columns // int(widths[order[stop - 1]]))
+            part = order[start:stop]
             yield self._pad([self.val[i] for i in part]), self.y_val[torch.from_numpy(part)].to(self.device)
+            start = stop
 
     def _pad(self, images: list) -> torch.Tensor:
         width = max(_padded(im.shape[1]) for im in images)
