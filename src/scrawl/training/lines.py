@@ -30,8 +30,8 @@ STRIDE = 4  # the CRNN's frames per pixel of width (scrawl.models.crnn); widths 
 
 
 class PackedLines:
-    """Line images kept PNG-compressed in memory (lossless): a line run's renders are most of its memory,
-    and PNG holds them in 2.5x less for 0.13 ms to decode a line (64 lines: ~1% of a training step).
+    """Line images kept PNG-compressed in memory (lossless): the `line-tune` renders take 489 MB instead of
+    1,095 MB (benchmarks/line_data_memory.py) for about 0.13 ms to decode a line (~1% of a training step).
     Indexing gives the uint8 (H, W) image; `widths` the images' widths without decoding."""
 
     def __init__(self, blobs: list, widths):
@@ -154,8 +154,8 @@ class LineTrainingData:
 
     def val_batches(self, batch_size: int = 256):
         """Validation in batches of similar width, each at most `max_columns` lines x padded width (as a
-        training piece: validation lines are not capped by max_width, and 256 of the widest in one batch
-        took a run to 8.4 GB): (images, targets) pairs."""
+        training piece: validation lines are not capped by max_width; a run that validated 256 lines of
+        any width at once logged an 8.4 GB peak): (images, targets) pairs."""
         widths = np.array([_padded(im.shape[1]) for im in self.val], np.int64)
         order, start = np.argsort(widths, kind="stable"), 0
         while start < len(order):
