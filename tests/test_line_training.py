@@ -22,8 +22,8 @@ def test_line_smoke_run_learns_and_writes_a_line_model(real_data_dir, tmp_path):
     history = result["history"]
     assert len(history) == 2
     assert history[1]["train_loss"] < 0.8 * history[0]["train_loss"]  # CTC learns something in 2 short passes
-    # the run's memory, from the kernel: the renders and the model are in this process, so more than torch alone
-    assert history[0]["peak_rss_mb"] > 200 and history[1]["peak_rss_mb"] >= history[0]["peak_rss_mb"]
+    # the run's memory, from the kernel, in MB: more than torch alone, less than this 24 GB machine has
+    assert all(200 < row["peak_rss_mb"] < 24_000 for row in history)
     from scrawl.runtime.checkpoint import load_checkpoint
 
     saved = load_checkpoint(result["best"])
