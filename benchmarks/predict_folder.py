@@ -2,18 +2,18 @@
 
 Writes the MNIST test set (`scrawl.data.load_dataset("mnist", "test")`) as PNG files, dark ink on white
 like a scan, into a temporary folder, then times `scrawl predict --json FOLDER > answers` as a user runs
-it (a subprocess: start-up, model loading and worker start included) for each runtime (torch, onnx):
+it (a subprocess: start-up, model loading and worker start included) for each runtime: torch, onnx (the
+float export), and auto (the command with no --runtime, as a user runs it: for the bundled digits
+model, ONNX Runtime with its bundled int8 export, src/scrawl/assets/digits-int8.onnx):
 - idle: nothing else running (the load average before each run is recorded: run it on an idle machine);
 - busy: with a CPU-heavy competitor process running (a NumPy matrix-multiply loop, one BLAS thread
   unless --competitor-threads says otherwise), started a second before and stopped after.
-"onnx-int8" is `--runtime onnx` with the model that `scrawl export MODEL --int8` makes (calibrated on
-MODEL's training data, so --data-dir must hold it), exported here into runs/int8/ first.
 Each figure is the best of --repeats runs. The answers are checked: one JSON line per image, in input
-order, and the accuracy against the MNIST labels. Bars (issue 14): >= 1,500 images/s idle, and at least
+order, the accuracy against the MNIST labels, and how many labels differ from the torch run's. Bars (issue 14): >= 1,500 images/s idle, and at least
 half of that, 750 images/s, with the competitor running. Writes benchmarks/results/predict_folder.{json,md};
 --check exits 1 when a bar is missed.
 
-    python benchmarks/predict_folder.py [--images 10000] [--runtimes torch,onnx,onnx-int8] [--model digits]
+    python benchmarks/predict_folder.py [--images 10000] [--runtimes torch,onnx,auto] [--model digits]
                                         [--repeats 1] [--competitor-threads 1] [--data-dir DIR] [--check]
 """
 
@@ -31,8 +31,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from inference import int8_model  # noqa: E402  (same folder: `scrawl export MODEL --int8` into runs/int8/)
 
 IDLE_BAR = 1500.0  # images/s on an idle machine
 BUSY_BAR = IDLE_BAR / 2  # with a CPU-heavy competitor
@@ -72,10 +70,9 @@ def start_competitor(threads: int) -> subprocess.Popen:
 
 
 def timed_run(folder: Path, runtime: str, model: str, labels: list[int]) -> dict:
-    """One `scrawl predict --json FOLDER` run: seconds, images/s, and what its answers say.
-    runtime: torch, onnx, or onnx-int8 (then `model` is the int8 .onnx file)."""
-    engine = "onnx" if runtime == "onnx-int8" else runtime
-    cmd = [sys.executable, "-m", "scrawl", "predict", "--json", "--runtime", engine, "--model", model, str(folder)]
+    """One `scrawl predict --json FOLDER` run: seconds, images/s, and what its answers say."""
+    cmd = [sys.executable, "-m", "scrawl", "predict", "--json", "--model", model, str(folder)]
+    cmd += [] if runtime == "auto" else ["--runtime", runtime]
     load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
@@ -91,29 +88,31 @@ def timed_run(folder: Path, runtime: str, model: str, labels: list[int]) -> dict
     right = sum(d.get("label") == str(y) for d, y in zip(lines, labels))
     return {"seconds": round(seconds, 3), "images_per_s": round(len(labels) / seconds, 1), "answers": len(lines),
             "errors": sum("error" in d for d in lines), "uncertain": sum(bool(d.get("uncertain")) for d in lines),
-            "accuracy": round(right / len(labels), 4), "loadavg_before": load}
+            "accuracy": round(right / len(labels), 4), "loadavg_before": load,
+            "labels": [d.get("label") for d in lines]}
 
 
 def measure(folder: Path, runtime: str, load: str, args, labels: list[int]) -> dict:
-    model = int8_model(args.model, args.data_dir) if runtime == "onnx-int8" else args.model
     competitor = start_competitor(args.competitor_threads) if load == "busy" else None
     try:
-        runs = [timed_run(folder, runtime, model, labels) for _ in range(args.repeats)]
+        runs = [timed_run(folder, runtime, args.model, labels) for _ in range(args.repeats)]
     finally:
         if competitor is not None:
             competitor.terminate()
             competitor.wait(10)
     best = max(runs, key=lambda r: r["images_per_s"])
     row = {"runtime": runtime, "load": load, "images": len(labels), **best,
-           "all_images_per_s": [r["images_per_s"] for r in runs]}
+           "all_images_per_s": [r["images_per_s"] for r in runs],
+           "runs_agree": all(r["labels"] == best["labels"] for r in runs)}
     print(f"{runtime:>5}, {load}: {row['images_per_s']:,.0f} images/s ({row['seconds']:.2f} s, "
           f"load average before {row['loadavg_before'][0]})", flush=True)
     return row
 
 
 def bars(runs: list[dict]) -> list[dict]:
+    """Issue 14's bars are for `scrawl predict` as a user runs it: the auto rows (every row without one)."""
     out = []
-    for r in runs:
+    for r in [r for r in runs if r["runtime"] == "auto"] or runs:
         limit = IDLE_BAR if r["load"] == "idle" else BUSY_BAR
         out.append({"bar": f"{r['runtime']}, {'idle' if r['load'] == 'idle' else 'with a CPU-heavy competitor'}",
                     "limit": f">= {limit:,.0f} images/s", "measured": f"{r['images_per_s']:,.0f} images/s",
@@ -127,12 +126,13 @@ def markdown(r: dict) -> str:
              f"{r['model']}, wall time of the whole command (start-up included), best of {r['repeats']}. "
              f"\"busy\": with a CPU-heavy competitor running (a NumPy matrix-multiply loop, "
              f"{r['competitor_threads']} thread(s)).", "",
-             "| runtime | load | images/s | every run | seconds | load average before | errors | uncertain | accuracy |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| runtime | load | images/s | every run | seconds | load average before | errors | uncertain | accuracy "
+             "| labels other than torch's |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for x in r["runs"]:
         every = ", ".join(f"{v:,.0f}" for v in x["all_images_per_s"])
         lines.append(f"| {x['runtime']} | {x['load']} | {x['images_per_s']:,.0f} | {every} | {x['seconds']:.2f} | "
-                     f"{x['loadavg_before'][0]} | {x['errors']} | {x['uncertain']} | {x['accuracy']:.2%} |")
+                     f"{x['loadavg_before'][0]} | {x['errors']} | {x['uncertain']} | {x['accuracy']:.2%} | "
+                     f"{x.get('labels_other_than_torch', '-')} |")
     lines += ["", "| bar | limit | measured | |", "|---|---:|---:|---|"]
     for b in r["bars"]:
         lines.append(f"| {b['bar']} | {b['limit']} | {b['measured']} | {'pass' if b['ok'] else '**FAIL**'} |")
@@ -142,12 +142,12 @@ def markdown(r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=10000, help="how many MNIST test digits (default: all 10,000)")
-    ap.add_argument("--runtimes", default="torch,onnx,onnx-int8")
+    ap.add_argument("--runtimes", default="torch,onnx,auto", help="auto: no --runtime, as a user runs it")
     ap.add_argument("--model", default="digits", help="bundled model name (default: digits)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per figure; the best is kept")
     ap.add_argument("--competitor-threads", type=int, default=1, help="BLAS threads of the competitor")
     ap.add_argument("--data-dir", default=os.environ.get("SCRAWL_DATA"),
-                    help="datasets folder: MNIST test, and the model's training data for onnx-int8's calibration")
+                    help="datasets folder holding MNIST test")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--check", action="store_true", help="exit 1 if a bar is missed")
     args = ap.parse_args(argv)
@@ -162,6 +162,11 @@ def main(argv=None) -> int:
         for runtime in args.runtimes.split(","):
             for load in ("idle", "busy"):
                 report["runs"].append(measure(folder, runtime, load, args, labels))
+    torch = next((r["labels"] for r in report["runs"] if r["runtime"] == "torch"), None)
+    for r in report["runs"]:
+        labels_ = r.pop("labels")
+        if torch is not None:
+            r["labels_other_than_torch"] = sum(a != b for a, b in zip(labels_, torch))
     report["bars"] = bars(report["runs"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "predict_folder.json").write_text(json.dumps(report, indent=2) + "\n")

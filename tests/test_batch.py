@@ -282,18 +282,33 @@ def test_cli_predict_folder_with_a_broken_onnx_file_says_so_once(folder, tmp_pat
 
 def test_predict_runtime_auto_takes_onnx_for_a_folder_of_a_bundled_model():
     from scrawl.cli import _predict_runtime
+    from scrawl.runtime.files import bundled_int8_path
 
-    assert _predict_runtime("auto", None, 64) == _predict_runtime("auto", "chars", 1000) == "onnx"
-    assert _predict_runtime("auto", None, 63) == _predict_runtime("auto", "digits", 1) == "torch"
-    assert _predict_runtime("auto", "mine.onnx", 1) == "onnx" and _predict_runtime("auto", "mine.pt", 500) == "torch"
-    assert _predict_runtime("torch", None, 10_000) == "torch" and _predict_runtime("onnx", None, 1) == "onnx"
+    int8 = str(bundled_int8_path("digits"))
+    assert int8.endswith("digits-int8.onnx")
+    # A folder of the default model: its bundled int8 export; of chars (no int8 bundled): its float .onnx.
+    assert _predict_runtime("auto", None, 64) == _predict_runtime("auto", "digits", 10_000) == ("onnx", int8)
+    assert _predict_runtime("auto", "chars", 1000) == ("onnx", "chars")
+    assert _predict_runtime("auto", None, 63) == ("torch", None) and _predict_runtime("auto", "digits", 1) == ("torch", "digits")
+    assert _predict_runtime("auto", "mine.onnx", 1) == ("onnx", "mine.onnx")
+    assert _predict_runtime("auto", "mine.pt", 500) == ("torch", "mine.pt")
+    # An explicit runtime keeps the model asked for: --runtime onnx is the float export.
+    assert _predict_runtime("torch", None, 10_000) == ("torch", None) and _predict_runtime("onnx", None, 500) == ("onnx", None)
 
 
-def test_cli_predict_folder_by_default_answers_as_onnx_does(folder):
+def test_cli_predict_folder_by_default_reads_with_the_bundled_int8_model(folder):
+    from scrawl.runtime.files import bundled_int8_path
+
     default = run_cli("predict", "--json", folder)
-    onnx = run_cli("predict", "--json", "--runtime", "onnx", folder)
-    assert default.returncode == onnx.returncode == 1 and default.stdout == onnx.stdout
+    int8 = run_cli("predict", "--json", "--runtime", "onnx", "--model", bundled_int8_path("digits"), folder)
+    assert default.returncode == int8.returncode == 1 and default.stdout == int8.stdout
     assert len(default.stdout.splitlines()) == 201
+    # The same labels as the float model's, confidences close (int8 rounding).
+    floats = run_cli("predict", "--json", "--runtime", "onnx", folder)
+    pairs = [(json.loads(a), json.loads(b)) for a, b in zip(default.stdout.splitlines(), floats.stdout.splitlines())]
+    read = [(a, b) for a, b in pairs if "error" not in b]
+    assert len(read) == 199 and all(a.get("label") == b["label"] for a, b in read)
+    assert max(abs(a["confidence"] - b["confidence"]) for a, b in read) < 0.05
 
 
 def test_cli_predict_into_a_pipe_closed_early_stops_quietly(folder):
@@ -310,17 +325,20 @@ def test_cli_predict_into_a_pipe_closed_early_stops_quietly(folder):
 def test_benchmark_script_runs_and_writes_its_results(real_data_dir, tmp_path):
     out = tmp_path / "results"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "predict_folder.py"), "--images", "300",
-                        "--runtimes", "onnx,onnx-int8", "--data-dir", str(real_data_dir), "--out", str(out)],
+                        "--runtimes", "torch,auto", "--data-dir", str(real_data_dir), "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((out / "predict_folder.json").read_text())
     runs = report["runs"]
-    assert {(run["runtime"], run["load"]) for run in runs} == {(rt, load) for rt in ("onnx", "onnx-int8")
+    assert {(run["runtime"], run["load"]) for run in runs} == {(rt, load) for rt in ("torch", "auto")
                                                                for load in ("idle", "busy")}
     assert all(run["images"] == 300 and run["images_per_s"] > 0 and run["answers"] == 300 for run in runs)
     assert all(run["accuracy"] >= 0.97 for run in runs)  # the int8 model reads these digits too
+    # The default's labels are counted against torch's (int8 may move a few uncertain ones).
+    assert all(run["labels_other_than_torch"] <= 3 for run in runs)
+    assert [b["bar"].split(",")[0] for b in report["bars"]] == ["auto", "auto"]  # the bars are the default's
     md = (out / "predict_folder.md").read_text()
-    assert "images/s" in md and "| onnx |" in md and "| onnx-int8 |" in md
+    assert "images/s" in md and "| torch |" in md and "| auto |" in md
 
 
 def test_a_line_model_does_not_predict_it_reads(folder, tmp_path):

@@ -18,6 +18,7 @@ import pytest
 from scrawl.cli import main
 from scrawl.errors import CheckpointError, ScrawlError
 from scrawl.runtime.export import export_onnx, file_sha256, sample_images
+from scrawl.runtime.files import BUNDLED_INT8, bundled_int8_path
 from scrawl.runtime.recognizer import BUNDLED, Recognizer, bundled_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,6 +141,25 @@ def test_shipped_onnx_assets_are_up_to_date(name, torch_recs, onnx_recs):
     ref, rec = torch_recs[name], onnx_recs[name]
     assert rec.classes == ref.classes and rec.spec == ref.spec
     assert max_logit_diff(rec, ref, framed_samples(ref)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_INT8))
+def test_shipped_int8_assets_are_up_to_date(name, onnx_recs):
+    # Re-export after retraining: cd src/scrawl/assets && scrawl export NAME --int8 (needs NAME's training data)
+    path = bundled_int8_path(name)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["source"]["sha256"] == file_sha256(bundled_path(name)), \
+        f"{path.name} was quantized from another {BUNDLED[name]}: run `scrawl export {name} --int8` in src/scrawl/assets"
+    assert meta["onnx_sha256"] == file_sha256(path) and path.stat().st_size < 2**20
+    check = meta["quantization"]["check"]
+    assert check["images"] >= 2000 and check["agreement"] >= 0.999
+    assert check["accuracy_int8"] >= check["accuracy_float"] - 0.001
+    # It reads as the float export does on the bundled samples.
+    rec, ref = Recognizer(path, runtime="onnx"), onnx_recs[name]
+    assert rec.classes == ref.classes and rec.spec == ref.spec
+    for sample in sorted(SAMPLES.iterdir()):
+        a, b = rec.predict(sample), ref.predict(sample)
+        assert a.label == b.label and abs(a.confidence - b.confidence) < 0.05, sample.name
 
 
 def test_predict_cli_onnx_gives_the_same_answers_as_torch(capsys):

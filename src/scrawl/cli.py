@@ -41,8 +41,8 @@ def _runtime_arg(sp, auto: bool = False) -> None:
         sp.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                         help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
                              "(.onnx), without loading torch; auto: onnx for an .onnx file, and for a bundled model "
-                             "over a folder (64 files or more: the same answers, about twice as fast), else torch "
-                             "(default: auto)")
+                             "over a folder (64 files or more: its int8 export where one is bundled (digits), else "
+                             "its float .onnx; 2-2.4 times as fast as torch), else torch (default: auto)")
         return
     sp.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                     help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
@@ -240,7 +240,7 @@ def cmd_predict(args) -> int:
     if args.top_k < 1:
         raise ScrawlError("--top-k must be at least 1")
     paths = expand_images(args.paths)  # an error when only folders without images were given
-    args.runtime = _predict_runtime(args.runtime, args.model, len(paths))
+    args.runtime, args.model = _predict_runtime(args.runtime, args.model, len(paths))
     model = resolve_model(args.model, args.runtime)  # a wrong model fails before any worker starts
     # Many files: workers frame them (they start while the model loads here); an ONNX model the workers
     # load too, and they read the files to the end. PyTorch stays in this process (a second copy of
@@ -278,19 +278,25 @@ def cmd_predict(args) -> int:
     return 1 if failures else 0
 
 
-def _predict_runtime(runtime: str, model: str | None, files: int) -> str:
-    """--runtime auto: ONNX Runtime for an .onnx file, and for a bundled model read over a folder
-    (POOL_MIN_FILES files or more), where it gives the same answers (the bundled .onnx files were checked
-    against PyTorch when exported) about twice as fast (benchmarks/predict_folder.py); PyTorch otherwise."""
+def _predict_runtime(runtime: str, model: str | None, files: int) -> tuple[str, str | None]:
+    """--runtime auto -> (runtime, model). ONNX Runtime for an .onnx file. A bundled model read over a
+    folder (POOL_MIN_FILES files or more) runs in ONNX Runtime too: its bundled int8 export where there
+    is one (digits: 15-30% faster than float on 2 AVX2 cores; on MNIST's 10,000 test digits 2 labels
+    differ, both on answers marked uncertain: benchmarks/predict_folder.py), else its float .onnx (the
+    same answers as PyTorch's, checked when exported, about twice as fast). PyTorch otherwise. An
+    explicit runtime keeps the model asked for."""
     from .runtime.batch import POOL_MIN_FILES
-    from .runtime.files import BUNDLED, DEFAULT_MODEL, bundled_path
+    from .runtime.files import BUNDLED, DEFAULT_MODEL, bundled_int8_path, bundled_path
 
     if runtime != "auto":
-        return runtime
+        return runtime, model
     if model is None or model in BUNDLED:
-        many = files >= POOL_MIN_FILES and bundled_path(model or DEFAULT_MODEL, "onnx").is_file()
-        return "onnx" if many else "torch"
-    return "onnx" if Path(model).suffix.lower() == ".onnx" else "torch"
+        name = model or DEFAULT_MODEL
+        if files < POOL_MIN_FILES or not bundled_path(name, "onnx").is_file():
+            return "torch", model
+        int8 = bundled_int8_path(name)
+        return "onnx", (str(int8) if int8 else model)
+    return ("onnx" if Path(model).suffix.lower() == ".onnx" else "torch"), model
 
 
 def _predict_row(path: str, width: int, pred) -> str:

@@ -21,12 +21,24 @@ DEFAULT_MODEL = "digits"
 BUNDLED_TITLES = {"digits": "Digits", "digits-lite": "Digits (fast)", "chars": "Letters and digits",
                   "line": "Words and numbers (lines)"}
 RUNTIMES = ("torch", "onnx")
+# Bundled int8 exports (`scrawl export NAME --int8`), which `scrawl predict` reads a folder with: on a
+# 2-core AVX2 CPU 15-30% faster than the float .onnx, 2 of MNIST's 10,000 test labels differing, both
+# uncertain (benchmarks/predict_folder.py; the export's own check is in the .json beside it).
+BUNDLED_INT8 = {"digits": "digits-int8.onnx"}
 
 
 def bundled_path(name: str, runtime: str = "torch") -> Path:
     """Where the bundled model `name` lives: its checkpoint (torch) or its exported .onnx (onnx)."""
     filename = BUNDLED[name] if runtime == "torch" else Path(BUNDLED[name]).with_suffix(".onnx").name
     return Path(str(resources.files("scrawl") / "assets" / filename))
+
+
+def bundled_int8_path(name: str) -> Path | None:
+    """The bundled int8 export of the bundled model `name`, or None when there is none."""
+    if name not in BUNDLED_INT8:
+        return None
+    path = Path(str(resources.files("scrawl") / "assets" / BUNDLED_INT8[name]))
+    return path if path.is_file() else None
 
 
 def sample_images() -> list[Path]:
