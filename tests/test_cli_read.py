@@ -115,3 +115,33 @@ def test_evaluate_line_model_writes_a_report(tmp_path, real_data_dir):
     assert metrics["n"] == 40 and 0 <= metrics["cer"] <= 1
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "CER by line length" in report and "Most confused characters" in report
+
+
+@pytest.mark.realdata
+def test_unipen_test_lines_are_drawn_with_the_writers_pen(real_data_dir):
+    """The evaluation draws a held-out line with the pen of its writer's usual word height. A line whose box
+    is much taller than the writer's usual word (a long sloping sentence) is shrunk to fit: a pen sized by
+    the image stays thick and makes blobs of its letters; the writer's pen shrinks with the writing."""
+    from scrawl.data.download import ensure_files
+    from scrawl.data.lines import load_unipen_words
+    from scrawl.data.strokes import StrokeStyle
+    from scrawl.evaluation.lines import RENDER_HEIGHT, line_test_set
+
+    test = line_test_set("unipen-words", real_data_dir, limit=200, seed=0)
+    words = load_unipen_words(ensure_files("unipen-words", "train", real_data_dir)["arrays"])
+    where = {(str(words.labels[i]), str(words.writers[i])): int(i) for i in words.writer_split(0.1, 0)[1]}
+    rows = [where[t, w] for t, w in zip(test.texts, test.writers)]
+    tall = max(range(len(rows)), key=lambda k: words.bbox_h[rows[k]] / words.writer_median_h[rows[k]])
+    assert words.bbox_h[rows[tall]] > 2 * words.writer_median_h[rows[tall]]
+
+    def ink_per_column(image: np.ndarray) -> float:  # about the stroke width where the line has ink
+        ink = image > 127
+        return ink.sum() / max(1, ink.any(axis=0).sum())
+
+    style = StrokeStyle(pen=0.08, blur=0.0, slant=0.0, rotate=0.0, fill=0.8, stretch=1.0, offset=0.5)
+    by_image = words.render(rows[tall], RENDER_HEIGHT, style)
+    by_writer = words.render(rows[tall], RENDER_HEIGHT, style, writer_pen=True)
+    assert ink_per_column(by_writer) < 0.7 * ink_per_column(by_image)
+    # The test set's own image of that line (dark ink on paper, in a random style) is drawn the thin way.
+    drawn = 255 - np.asarray(test.images[tall])
+    assert ink_per_column(drawn) < 0.7 * ink_per_column(by_image)

@@ -3,7 +3,8 @@
 
 * `line_test_set(name, data_dir, limit, seed)`: "unipen-words" (the real UNIPEN words and texts of the
   validation writers, writer-disjoint from training (`writer_split`, the training recipe's seed), rendered
-  from their pen strokes in seeded random styles, half of them as photos of paper) or "touching-digits"
+  from their pen strokes in seeded random styles with the writer's pen width, half of them as photos of
+  paper) or "touching-digits"
   (issue 13's bar: 3-10 MNIST *test* digits per string, neighbours overlapping by up to 30%).
 * `evaluate_lines(rec, test_set, ...)` -> `LineEvaluation`: character error rate, word error rate,
   exact lines, word accuracy (with and without a word prior when a lexicon is given), CER by line
@@ -58,12 +59,15 @@ def line_test_set(name: str, data_dir=None, *, limit: int | None = None, seed: i
             val_rows = np.sort(rng.permutation(val_rows)[:limit])
         images = []
         for i in val_rows:
-            line = augment_paper(words.render(int(i), RENDER_HEIGHT, rng=rng), rng, paper=0.5)
+            # The pen is sized against the writer's usual word height, as a real pen keeps its width
+            # however long the line: sized against the image, a long sloping sentence shrunk to fit
+            # came out as blobs no reader could read (docs/results/line-unipen: README, issue 13).
+            line = augment_paper(words.render(int(i), RENDER_HEIGHT, rng=rng, writer_pen=True), rng, paper=0.5)
             images.append(255 - _pad(line))
         return LineTestSet(name, images, [str(t) for t in words.labels[val_rows]],
                            [str(w) for w in words.writers[val_rows]],
                            f"UNIPEN words and texts of the validation writers (writer_split(0.1, seed {seed})), "
-                           "rendered from their pen strokes, half as photos of paper")
+                           "rendered from their pen strokes with the writer's pen width, half as photos of paper")
     raise ScrawlError(f"unknown line test set {name!r}; choose one of: {', '.join(LINE_SETS)}")
 
 
