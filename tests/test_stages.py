@@ -1,6 +1,6 @@
-"""Two-stage recipes (scrawl.training.stages): an init of "recipe:NAME" trains that recipe first into
+"""Recipes in stages (scrawl.training.stages): an init of "recipe:NAME" trains that recipe first into
 OUT/NAME, starts the second run from its best.pt, skips a finished first stage and refuses to restart a
-stopped one without --resume."""
+stopped one without --resume; a chain of three trains each stage in the folder of the one after it."""
 
 from dataclasses import replace
 
@@ -48,6 +48,16 @@ def test_a_stopped_first_stage_needs_resume(real_data_dir, tmp_path, tiny_recipe
     train(replace(FIRST, epochs=1), tmp_path / "tiny-first", data_dir=real_data_dir, progress=False)  # 1 of 2
     with pytest.raises(ScrawlError, match="stopped part-way; use --resume"):
         train(SECOND, tmp_path, data_dir=real_data_dir, progress=False)
+
+
+def test_a_chain_of_three_stages_trains_each_in_turn(real_data_dir, tmp_path, tiny_recipes, monkeypatch):
+    monkeypatch.setitem(config.RECIPES, "tiny-second", SECOND)
+    third = replace(SECOND, lr=5e-4, init="recipe:tiny-second")
+    result = train(third, tmp_path, data_dir=real_data_dir, progress=False)
+    second, first = tmp_path / "tiny-second" / "best.pt", tmp_path / "tiny-second" / "tiny-first" / "best.pt"
+    assert first.exists() and second.exists()
+    assert load_checkpoint(second).meta["train_config"]["init"] == str(first)
+    assert load_checkpoint(result["last"]).meta["train_config"]["init"] == str(second)
 
 
 def test_an_unknown_first_stage_is_named(tmp_path):

@@ -5,7 +5,7 @@ the processes train one model together with DistributedDataParallel.
 
     config.py         TrainConfig (every setting of a run) and the named RECIPES
     loop.py           train(): prepare, resume, then train_one_epoch / validate / checkpoints per epoch
-    stages.py         two-stage recipes: an init of "recipe:NAME" trains that recipe first
+    stages.py         recipes in stages: an init of "recipe:NAME" trains that recipe first
     data.py           the run's images in memory (TrainingData), framed like the main dataset
     lines.py          a line model's data (LineTrainingData): UNIPEN words rendered from their strokes
                       and synthetic number lines, variable width, batched by similar width

@@ -100,6 +100,10 @@ RECIPES: dict[str, TrainConfig] = {
     # a user's line: sloping lines levelled, the pen sized by the writer's word height.
     "line-tune": replace(_LINE, epochs=2, lr=1e-3, warmup=0.1, lines={"level": True, "writer_pen": True},
                          init="recipe:line"),
+    # One more pass over new looks of every line (look 2: line-tune saw looks 0 and 1), at a lower rate.
+    "line-polish": replace(_LINE, epochs=1, lr=4e-4, warmup=0.05,
+                           lines={"level": True, "writer_pen": True, "renditions": 1, "looks": 2},
+                           init="recipe:line-tune"),
     # Issue 15: the bundled digit models, fine-tuned from what `default` or `lite` makes (trained first, in
     # OUT/default or OUT/lite; --init PATH starts from a model you have) on MNIST plus the digits of UNIPEN's
     # writers from several countries (drawn from pen strokes, another look each epoch) and of NIST's forms,

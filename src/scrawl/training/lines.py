@@ -66,6 +66,7 @@ def _png(image: np.ndarray) -> np.ndarray:
 class LineDataConfig:
     height: int = 32  # line images' height in pixels (the model's input height)
     renditions: int = 2  # renderings of each training word, each in its own random style; pass e uses e % renditions
+    looks: int = 0  # which renditions: k..k+renditions-1 (a run that goes on from another draws new looks)
     paper: float = 0.45  # share of renderings made to look like a photo of paper (the rest: a screen)
     numbers: int = 30000  # synthetic number lines per rendition (MNIST training digits; dates, amounts, ...)
     phrases: int = 15000  # lines of 2-6 random words of one writer side by side (long lines with spaces)
@@ -280,6 +281,12 @@ def _join(parts: list) -> PackedLines:
     return PackedLines([b for p in parts for b in p.blobs], np.concatenate([p.widths for p in parts] or [[]]))
 
 
+def _look_seed(seed: int, look: int) -> int:
+    """The seed of rendition `look`'s jobs (+5 numbers, +7 phrases): looks 0 and 1 as the bundled model's
+    runs drew them; later looks apart from those and from validation's (seed * 10 + 8, + 9)."""
+    return seed * 10 + look if look < 2 else 1_000_000 * (seed + 1) + 10 * look
+
+
 def _jobs(seed: int, what: str, items, height: int, paper: float) -> list:
     return [(seed * 1_000_003 + k, what, list(items[i : i + _CHUNK]), height, paper)
             for k, i in enumerate(range(0, len(items), _CHUNK))]
@@ -317,9 +324,10 @@ def load_line_training_data(cfg: TrainConfig, data_dir, progress: bool) -> LineT
     phrases = _phrases(words, train_rows, n_phrases, rng)
     parts = []  # (jobs, rendition or "val")
     for r in range(lc.renditions):
-        parts.append((_jobs(cfg.seed * 10 + r, "words", train_rows, lc.height, lc.paper)
-                      + _jobs(cfg.seed * 10 + r + 5, "numbers", number_texts, lc.height, lc.paper)
-                      + _jobs(cfg.seed * 10 + r + 7, "phrases", phrases, lc.height, lc.paper), r))
+        base = _look_seed(cfg.seed, r + lc.looks)
+        parts.append((_jobs(base, "words", train_rows, lc.height, lc.paper)
+                      + _jobs(base + 5, "numbers", number_texts, lc.height, lc.paper)
+                      + _jobs(base + 7, "phrases", phrases, lc.height, lc.paper), r))
     parts.append((_jobs(cfg.seed * 10 + 9, "words", val_rows, lc.height, 0.5)
                   + _jobs(cfg.seed * 10 + 8, "val_numbers", val_number_texts, lc.height, 0.5), "val"))
     _SOURCES.update(words=words, numbers=bank, val_numbers=val_bank, level=lc.level, writer_pen=lc.writer_pen)

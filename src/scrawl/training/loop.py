@@ -50,7 +50,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
 
     A `cfg.init` of "recipe:NAME" trains recipe NAME first, into OUT/NAME (scrawl.training.stages)."""
     out_dir = Path(out_dir)
-    if needs_first_stage(cfg, out_dir, resume):  # a two-stage recipe (scrawl.training.stages)
+    if needs_first_stage(cfg, out_dir, resume):  # a recipe in stages (scrawl.training.stages)
         cfg = run_first_stage(cfg, out_dir, resume, train, data_dir=data_dir, progress=progress, threads=threads,
                               device=device)
         resume = False  # the second stage has not started

@@ -1,7 +1,8 @@
-"""Two-stage recipes: a recipe whose `init` is "recipe:NAME" starts from the model recipe NAME makes,
+"""Recipes in stages: a recipe whose `init` is "recipe:NAME" starts from the model recipe NAME makes,
 which is trained first into OUT/NAME (skipped when it finished there, continued when it stopped part-way
 and the run is resumed). `chars` fine-tunes what `chars-byclass` makes; `digits-tune` and `lite-tune`
-what `default` and `lite` make. One command then reproduces a bundled model from nothing.
+what `default` and `lite` make; `line-polish` what `line-tune` makes, which starts from `line`'s (a chain:
+each stage in the folder of the one after it). One command then reproduces a bundled model from nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def run_first_stage(cfg: TrainConfig, out_dir: Path, resume: bool, train_fn, **o
     name = cfg.init[len(STAGE):]
     if name not in RECIPES:
         raise ScrawlError(f"init {cfg.init}: no such recipe; choose one of: {', '.join(RECIPES)}")
+    # A first stage with a first stage of its own trains that one first, into OUT/NAME/ITS_NAME (train_fn
+    # comes back here): line-polish <- line-tune <- line.
     first = replace(RECIPES[name], limit=cfg.limit, precision=cfg.precision, seed=cfg.seed)
-    if first.init.startswith(STAGE):
-        raise ScrawlError(f"init {cfg.init}: that recipe has a first stage of its own; only two stages are supported")
     stage = out_dir / name
     started = (stage / "last.pt").exists()
     if started and load_checkpoint(stage / "last.pt").card.extra.get("epochs_done", 0) >= math.ceil(first.epochs):
