@@ -42,7 +42,7 @@ def _runtime_arg(sp, auto: bool = False) -> None:
                         help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
                              "(.onnx), without loading torch; auto: onnx for an .onnx file, and for a bundled model "
                              "over a folder (64 files or more: its int8 export where one is bundled (digits), else "
-                             "its float .onnx; 2-2.4 times as fast as torch), else torch (default: auto)")
+                             "its float .onnx; 2-2.6 times as fast as torch), else torch (default: auto)")
         return
     sp.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                     help="torch: PyTorch checkpoints (.pt); onnx: ONNX Runtime with models from `scrawl export` "
