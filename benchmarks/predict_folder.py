@@ -89,7 +89,7 @@ def timed_run(folder: Path, runtime: str, model: str, labels: list[int]) -> dict
     return {"seconds": round(seconds, 3), "images_per_s": round(len(labels) / seconds, 1), "answers": len(lines),
             "errors": sum("error" in d for d in lines), "uncertain": sum(bool(d.get("uncertain")) for d in lines),
             "accuracy": round(right / len(labels), 4), "loadavg_before": load,
-            "labels": [d.get("label") for d in lines]}
+            "answers_seen": [(d.get("label"), d.get("confidence"), bool(d.get("uncertain"))) for d in lines]}
 
 
 def measure(folder: Path, runtime: str, load: str, args, labels: list[int]) -> dict:
@@ -103,10 +103,20 @@ def measure(folder: Path, runtime: str, load: str, args, labels: list[int]) -> d
     best = max(runs, key=lambda r: r["images_per_s"])
     row = {"runtime": runtime, "load": load, "images": len(labels), **best,
            "all_images_per_s": [r["images_per_s"] for r in runs],
-           "runs_agree": all(r["labels"] == best["labels"] for r in runs)}
+           "runs_agree": all([a[0] for a in r["answers_seen"]] == [a[0] for a in best["answers_seen"]] for r in runs)}
     print(f"{runtime:>5}, {load}: {row['images_per_s']:,.0f} images/s ({row['seconds']:.2f} s, "
           f"load average before {row['loadavg_before'][0]})", flush=True)
     return row
+
+
+def compare_with_torch(row: dict, seen: list, torch: list) -> None:
+    """How the run's answers differ from the torch run's: labels, and the largest confidence difference;
+    each image whose label differs, with both answers (label, confidence, uncertain)."""
+    row["labels_other_than_torch"] = sum(a[0] != b[0] for a, b in zip(seen, torch))
+    row["max_confidence_diff_to_torch"] = round(max((abs(a[1] - b[1]) for a, b in zip(seen, torch)
+                                                     if a[1] is not None and b[1] is not None), default=0.0), 4)
+    row["other_labels"] = [{"image": i, "answer": list(a), "torch": list(b)}
+                           for i, (a, b) in enumerate(zip(seen, torch)) if a[0] != b[0]]
 
 
 def bars(runs: list[dict]) -> list[dict]:
@@ -133,6 +143,13 @@ def markdown(r: dict) -> str:
         lines.append(f"| {x['runtime']} | {x['load']} | {x['images_per_s']:,.0f} | {every} | {x['seconds']:.2f} | "
                      f"{x['loadavg_before'][0]} | {x['errors']} | {x['uncertain']} | {x['accuracy']:.2%} | "
                      f"{x.get('labels_other_than_torch', '-')} |")
+    for x in r["runs"]:
+        if x.get("other_labels"):
+            told = "; ".join(f"image {d['image']}: {d['answer'][0]} at {d['answer'][1]:.0%}"
+                             f"{' (uncertain)' if d['answer'][2] else ''} against torch's {d['torch'][0]} at "
+                             f"{d['torch'][1]:.0%}{' (uncertain)' if d['torch'][2] else ''}" for d in x["other_labels"])
+            lines.append(f"\n{x['runtime']}, {x['load']}: other labels than torch's: {told}; confidences at most "
+                         f"{x['max_confidence_diff_to_torch']:.3f} from torch's.")
     lines += ["", "| bar | limit | measured | |", "|---|---:|---:|---|"]
     for b in r["bars"]:
         lines.append(f"| {b['bar']} | {b['limit']} | {b['measured']} | {'pass' if b['ok'] else '**FAIL**'} |")
@@ -162,11 +179,11 @@ def main(argv=None) -> int:
         for runtime in args.runtimes.split(","):
             for load in ("idle", "busy"):
                 report["runs"].append(measure(folder, runtime, load, args, labels))
-    torch = next((r["labels"] for r in report["runs"] if r["runtime"] == "torch"), None)
+    torch = next((r["answers_seen"] for r in report["runs"] if r["runtime"] == "torch"), None)
     for r in report["runs"]:
-        labels_ = r.pop("labels")
+        seen = r.pop("answers_seen")
         if torch is not None:
-            r["labels_other_than_torch"] = sum(a != b for a, b in zip(labels_, torch))
+            compare_with_torch(r, seen, torch)
     report["bars"] = bars(report["runs"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "predict_folder.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -336,6 +336,8 @@ def test_benchmark_script_runs_and_writes_its_results(real_data_dir, tmp_path):
     assert all(run["accuracy"] >= 0.97 for run in runs)  # the int8 model reads these digits too
     # The default's labels are counted against torch's (int8 may move a few uncertain ones).
     assert all(run["labels_other_than_torch"] <= 3 for run in runs)
+    assert all(len(run["other_labels"]) == run["labels_other_than_torch"] for run in runs)
+    assert all(0 <= run["max_confidence_diff_to_torch"] < 0.1 for run in runs)
     assert [b["bar"].split(",")[0] for b in report["bars"]] == ["auto", "auto"]  # the bars are the default's
     md = (out / "predict_folder.md").read_text()
     assert "images/s" in md and "| torch |" in md and "| auto |" in md

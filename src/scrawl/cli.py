@@ -281,7 +281,7 @@ def cmd_predict(args) -> int:
 def _predict_runtime(runtime: str, model: str | None, files: int) -> tuple[str, str | None]:
     """--runtime auto -> (runtime, model). ONNX Runtime for an .onnx file. A bundled model read over a
     folder (POOL_MIN_FILES files or more) runs in ONNX Runtime too: its bundled int8 export where there
-    is one (digits: 15-30% faster than float on 2 AVX2 cores; on MNIST's 10,000 test digits 2 labels
+    is one (digits: 15-35% faster than float on 2 AVX2 cores; on MNIST's 10,000 test digits 2 labels
     differ, both on answers marked uncertain: benchmarks/predict_folder.py), else its float .onnx (the
     same answers as PyTorch's, checked when exported, about twice as fast). PyTorch otherwise. An
     explicit runtime keeps the model asked for."""

@@ -22,7 +22,7 @@ BUNDLED_TITLES = {"digits": "Digits", "digits-lite": "Digits (fast)", "chars": "
                   "line": "Words and numbers (lines)"}
 RUNTIMES = ("torch", "onnx")
 # Bundled int8 exports (`scrawl export NAME --int8`), which `scrawl predict` reads a folder with: on a
-# 2-core AVX2 CPU 15-30% faster than the float .onnx, 2 of MNIST's 10,000 test labels differing, both
+# 2-core AVX2 CPU 15-35% faster than the float .onnx, 2 of MNIST's 10,000 test labels differing, both
 # uncertain (benchmarks/predict_folder.py; the export's own check is in the .json beside it).
 BUNDLED_INT8 = {"digits": "digits-int8.onnx"}
 
