@@ -27,23 +27,26 @@ RUNTIMES = ("torch", "onnx")
 BUNDLED_INT8 = {"digits": "digits-int8.onnx"}
 
 
+def _asset(filename: str) -> Path:
+    return Path(str(resources.files("scrawl") / "assets" / filename))
+
+
 def bundled_path(name: str, runtime: str = "torch") -> Path:
     """Where the bundled model `name` lives: its checkpoint (torch) or its exported .onnx (onnx)."""
-    filename = BUNDLED[name] if runtime == "torch" else Path(BUNDLED[name]).with_suffix(".onnx").name
-    return Path(str(resources.files("scrawl") / "assets" / filename))
+    return _asset(BUNDLED[name] if runtime == "torch" else Path(BUNDLED[name]).with_suffix(".onnx").name)
 
 
 def bundled_int8_path(name: str) -> Path | None:
     """The bundled int8 export of the bundled model `name`, or None when there is none."""
     if name not in BUNDLED_INT8:
         return None
-    path = Path(str(resources.files("scrawl") / "assets" / BUNDLED_INT8[name]))
+    path = _asset(BUNDLED_INT8[name])
     return path if path.is_file() else None
 
 
 def sample_images() -> list[Path]:
     """The bundled sample photos and drawings (src/scrawl/assets/samples), sorted."""
-    folder = Path(str(resources.files("scrawl") / "assets" / "samples"))
+    folder = _asset("samples")
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 

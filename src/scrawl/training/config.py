@@ -95,12 +95,14 @@ RECIPES: dict[str, TrainConfig] = {
     # blur are augmented per batch: the renders already vary slant, size, pen and paper. 4 passes: about an
     # hour on one core of the 2-core machine it was trained on.
     "line": _LINE,
-    # The bundled line model: `line` (trained first, in OUT/line; --init PATH starts from a model you have,
-    # e.g. the bundled line.pt) fine-tuned for 2 more passes on renders made the way the framing now shows
-    # a user's line: sloping lines levelled, the pen sized by the writer's word height.
+    # The bundled line model of 7 December's afternoon: `line` (trained first, in OUT/line; --init PATH
+    # starts from a model you have) fine-tuned for 2 more passes on renders made the way the framing now
+    # shows a user's line: sloping lines levelled, the pen sized by the writer's word height.
     "line-tune": replace(_LINE, epochs=2, lr=1e-3, warmup=0.1, lines={"level": True, "writer_pen": True},
                          init="recipe:line"),
-    # One more pass over new looks of every line (look 2: line-tune saw looks 0 and 1), at a lower rate.
+    # The bundled line model: what `line-tune` makes (trained first, in OUT/line-tune, after `line` in
+    # OUT/line-tune/line), one more pass over new looks of every line (look 2: line-tune saw 0 and 1),
+    # at a lower rate.
     "line-polish": replace(_LINE, epochs=1, lr=4e-4, warmup=0.05,
                            lines={"level": True, "writer_pen": True, "renditions": 1, "looks": 2},
                            init="recipe:line-tune"),
