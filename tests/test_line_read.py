@@ -149,6 +149,31 @@ def test_boxes_lie_inside_the_image_left_to_right(line_model):
     assert lefts[-1] - lefts[0] > 0.5 * (x1 - x0)  # spread along the line, not piled at one end
 
 
+def test_each_box_holds_its_own_character(line_model):
+    """Digits a few pixels apart, where each one lies is known: every character's box covers its own
+    digit's columns, not the neighbour's (halfway between the CTC firings, the boxes sat half a digit to
+    the left: benchmarks/char_boxes.py)."""
+    from scrawl.runtime.files import sample_images
+    from scrawl.vision.framing import frame
+
+    digits = [frame(p) for p in sample_images()]  # (28, 28) ink-bright, sample k shows the digit k
+    parts, where, x = [], [], 0
+    for ch in "3075194":
+        d = digits[int(ch)]
+        cols = np.flatnonzero(d.max(axis=0) > 0.3)
+        d = d[:, cols[0] : cols[-1] + 1]
+        parts += [d, np.zeros((28, 4), np.float32)]
+        where.append((x, x + d.shape[1]))
+        x += d.shape[1] + 4
+    image = _paper((np.hstack(parts[:-1]) * 255).astype(np.uint8), pad=20)
+    (line,) = line_model.read(image, charset="digits", top_k=1).lines
+    assert line.text == "3075194"
+    for c, (a, b) in zip(line.chars, where):
+        x0, x1 = c.box[0] - 20, c.box[2] - 20
+        assert a <= (x0 + x1) / 2 < b, (c.char, (x0, x1), (a, b))  # its middle on its own digit
+        assert min(x1, b) - max(x0, a) >= 0.8 * max(x1 - x0, b - a)  # and mostly the same columns
+
+
 def test_a_page_reads_line_by_line_top_to_bottom(line_model):
     one = _writing(TWELVE, copies=2)
     gap = np.zeros((30, one.shape[1]), np.uint8)

@@ -122,29 +122,32 @@ def read_framed(rec, framed, box, ink: np.ndarray, *, top_k: int, allowed, lexic
         spans = align(logp, best, rec.classes)
         if spans is not None:
             answer = LineAnswer(best, min((c.confidence for c in spans), default=1.0), spans)
-    frames = _widened(answer.chars, logp.shape[0])
+    frames = _char_frames(answer.chars, logp.shape[0])
     chars = [CharReading(c.char, c.confidence, _char_box(a, b, framed, box, ink)) for c, (a, b) in zip(answer.chars, frames)]
     return LineReading(answer.label, answer.confidence, tuple(box), chars, alternatives[:top_k])
 
 
-def _widened(spans, frames: int) -> list[tuple[int, int]]:
-    """Each character's frames widened to halfway to its neighbours' (the line's ends for the first and
-    last): CTC fires a character on one or two frames, far narrower than its ink."""
-    out = []
-    for k, c in enumerate(spans):
-        left = (spans[k - 1].end + c.start) // 2 if k else max(0, c.start - (c.end - c.start) - 1)
-        right = (c.end + spans[k + 1].start + 1) // 2 if k + 1 < len(spans) else min(frames, c.end + (c.end - c.start) + 1)
-        out.append((left, max(right, left + 1)))
-    return out
+def _char_frames(spans, frames: int) -> list[tuple[float, float]]:
+    """Each character's stretch of frames: from its own firing to the next character's (the line's ends
+    for the first and last). The bidirectional line model fires a character on one or two frames at its
+    start, not its middle: halfway between firings put the boxes half a character to the left, where an
+    isolated-character model read 13.5% of 807 crops of correctly read UNIPEN letters and 15% of touching
+    MNIST digits, against 64% and 94% from each firing to the next (benchmarks/char_boxes.py)."""
+    at = [(c.start + c.end) / 2 - 0.5 for c in spans]  # the firing's first frame (its middle, for two)
+    return [(at[k] if k else 0.0, at[k + 1] if k + 1 < len(at) else float(frames)) for k in range(len(at))]
 
 
-def _char_box(start: int, end: int, framed, box, ink: np.ndarray) -> tuple[int, int, int, int]:
-    """Frames [start, end) -> the image columns they cover, and the rows of the line's ink there."""
+def _char_box(start: float, end: float, framed, box, ink: np.ndarray) -> tuple[int, int, int, int]:
+    """Frames [start, end) -> the image columns they cover, narrowed to the ink there (if any), and the
+    rows of that ink."""
     lx0, ly0 = box[0], box[1]
     h, w = ink.shape
     x0 = int(np.floor(framed.input_x(start * STRIDE)))
     x1 = int(np.ceil(framed.input_x(end * STRIDE)))
     x0, x1 = max(0, min(x0, w - 1)), max(1, min(max(x1, x0 + 1), w))
-    rows = np.flatnonzero((ink[:, x0:x1] > 0.5).any(axis=1))
+    inked = ink[:, x0:x1] > 0.5
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
     y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, h)
+    if len(cols):  # a space has no ink: it keeps its columns
+        x0, x1 = x0 + int(cols[0]), x0 + int(cols[-1]) + 1
     return (lx0 + x0, ly0 + y0, lx0 + x1, ly0 + y1)
