@@ -161,11 +161,17 @@ def test_beam_search_on_no_frames_and_on_masked_outputs():
 
 # ---- charset masks ------------------------------------------------------------------------------
 
-def test_allowed_classes_keep_punctuation_and_space():
+def test_allowed_classes_digits_number_and_letters():
+    """digits: only digits and the space (a slanted 1 must not come back as "/"); number: digits and the
+    marks numbers are written with; a set of letters keeps every mark and the space."""
     classes = list(LINE_ALPHABET)
+    marks = set(LINE_ALPHABET) - set(LINE_ALPHABET[:62])
     digits = allowed_classes(classes, "digits")
-    assert {classes[i] for i in digits} == set("0123456789") | (set(LINE_ALPHABET) - set(LINE_ALPHABET[:62]))
-    assert not any(classes[i].isalpha() for i in digits) and classes.index(" ") in digits
+    assert {classes[i] for i in digits} == set("0123456789 ")
+    number = {classes[i] for i in allowed_classes(classes, "number")}
+    assert number == set("0123456789 .,'-/:()+%#") and number < set("0123456789") | marks
+    upper = {classes[i] for i in allowed_classes(classes, "upper")}
+    assert upper == set("ABCDEFGHIJKLMNOPQRSTUVWXYZ") | marks
     assert allowed_classes(classes, None) is None
     with pytest.raises(ScrawlError, match="unknown charset"):
         allowed_classes(classes, "greek")

@@ -23,7 +23,9 @@ def add_read(sub) -> None:
     rd.add_argument("--top-k", type=int, default=settings.TOP_K,
                     help=f"alternatives per line, best first (default: {settings.TOP_K})")
     rd.add_argument("--charset", choices=sorted(CHARSETS),
-                    help="only these letters/digits (space and punctuation stay allowed): digits never reads a letter")
+                    help="only these characters: digits reads only digits (and spaces), number digits and "
+                         "the marks numbers are written with (. , ' - / : ( ) + %% #), a set of letters "
+                         "keeps space and punctuation")
     rd.add_argument("--lexicon", nargs="?", const="", default=None, metavar="WORDS_FILE",
                     help="prefer common English words (wordfreq) among the model's own readings; give a file to add "
                          "your own words (one or more per line). Never changes a number")

@@ -39,7 +39,11 @@ def characters_of(classes: Sequence[str]) -> list[str]:
 
 # Named character sets that restrict answers at inference time (by masking logits), so a user who
 # knows they wrote a number never gets 'O' for '0' or 'l' for '1'.
-CHARSETS = {"digits": DIGITS, "upper": UPPER, "lower": LOWER, "letters": UPPER + LOWER, "alnum": ALNUM}
+# "number": digits and the marks numbers are written with (12/05, 3.50, 1'000, +1 555-0100, 20%, #12);
+# only a line model has the marks, so for a character model it is the same as "digits".
+NUMBER = DIGITS + " .,'-/:()+%#"
+CHARSETS = {"digits": DIGITS, "number": NUMBER, "upper": UPPER, "lower": LOWER, "letters": UPPER + LOWER,
+            "alnum": ALNUM}
 ALL = "all"  # the charset name that means "no restriction"
 
 

@@ -2,8 +2,9 @@
 lines -> logits -> text with confidences, per-character boxes and the n-best alternatives.
 
 `read_image(recognizer, image, ...)` is what `Recognizer.read`, `scrawl read` and `POST /api/read`
-call. A charset restricts letters and digits (a digits-only read of a number never holds a letter);
-space and punctuation stay allowed, since numbers are written with them (12/05, 3.50, +1 555-0100).
+call. A charset restricts the answer: `digits` reads digits (and the spaces between groups), never a
+letter or a mark; `number` digits and the marks numbers are written with (12/05, 3.50, +1 555-0100); a
+charset of letters keeps the space and every mark, since words are written with them (don't, "Hi!").
 A lexicon (scrawl.tasks.lexicon) re-ranks the n-best by word frequency and never changes a number.
 Boxes come from the CTC alignment: a character spans the columns of the frames it was read in, and the
 rows of the ink there; they are approximate.
@@ -69,12 +70,17 @@ class Reading:
 
 
 def allowed_classes(classes: list[str], charset: str | None) -> list[int] | None:
-    """A charset's class indices for a line model: its letters/digits plus every non-alphanumeric class."""
+    """A charset's class indices for a line model: its own classes and the space, and for a charset with
+    letters every mark as well (see the module docstring)."""
     allowed = charset_indices(classes, charset)
     if allowed is None:
         return None
-    alnum = set(CHARSETS["alnum"])
-    return sorted(set(allowed) | {i for i, c in enumerate(classes) if c not in alnum})
+    if any(c.isalpha() for c in CHARSETS[charset]):
+        alnum = set(CHARSETS["alnum"])
+        extra = {i for i, c in enumerate(classes) if c not in alnum}
+    else:  # digits were asked for: a slanted 1 is a 1, not a "/"
+        extra = {i for i, c in enumerate(classes) if c == " "}
+    return sorted(set(allowed) | extra)
 
 
 def read_image(rec, image, *, top_k: int = TOP_K, charset: str | None = None, lexicon=None,

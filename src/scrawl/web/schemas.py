@@ -13,7 +13,7 @@ from ..labels import ALL, CHARSETS
 from ..settings import MAX_TOP_K, TOP_K, UNCERTAIN_BELOW
 
 _NAMES = list(CHARSETS)
-CHARSET_NAMES = f"{', '.join(_NAMES[:-1])} or {_NAMES[-1]}"  # "digits, upper, lower, letters or alnum"
+CHARSET_NAMES = f"{', '.join(_NAMES[:-1])} or {_NAMES[-1]}"  # "digits, number, upper, lower, letters or alnum"
 # The options a request may give, in the query string, the JSON object or the form fields (see inputs.OPTIONS).
 OPTION_DOCS = {
     "top_k": f"how many alternatives to return (1-{MAX_TOP_K}, default {TOP_K})",

@@ -160,7 +160,7 @@ class Service:
 
 def _charsets(classes: list[str], kind: str) -> list[str]:
     """The charsets worth offering: those that change the answers. A line model keeps its space and
-    punctuation under any charset (scrawl.runtime.reader), so "alnum" changes nothing there."""
+    punctuation under a charset of letters (scrawl.runtime.reader), so "alnum" changes nothing there."""
     sets = charsets_for(classes)
     if kind != "line":
         return sets

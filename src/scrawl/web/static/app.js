@@ -383,7 +383,7 @@
   });
 
   const CHARSET_TITLES = {
-    digits: "Digits (0-9)", upper: "Capitals (A-Z)", lower: "Small letters (a-z)",
+    digits: "Digits (0-9)", number: "Numbers (0-9 . , - / : ...)", upper: "Capitals (A-Z)", lower: "Small letters (a-z)",
     letters: "Letters (A-Z, a-z)", alnum: "Letters and digits",
   };
 
@@ -450,11 +450,11 @@
     return state.models.find((m) => m.name === state.picked[slot()]) || null;
   }
 
-  // The word prior, for a line model reading words: never for digits only (it never changes a number, and
-  // it keeps only the alternatives with the same number, so they would all be lost).
+  // The word prior, for a line model reading words: never for digits or numbers only (it never changes a
+  // number, and it keeps only the alternatives with the same number, so they would all be lost).
   function lexiconApplies() {
     const m = currentModel();
-    return state.mode !== "single" && !!m && isLine(m) && state.charset !== "digits";
+    return state.mode !== "single" && !!m && isLine(m) && !["digits", "number"].includes(state.charset);
   }
 
   // The model picker holds the mode's models (a picker only once there is a choice); the chosen one's
