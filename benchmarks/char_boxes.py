@@ -44,7 +44,7 @@ def held(line_rec, char_rec, test, rules: dict) -> dict:
     """Per rule: boxes whose crop `char_rec` reads as the line's character, over the lines read exactly."""
     from scrawl.errors import ScrawlError
     from scrawl.labels import characters_of
-    from scrawl.runtime.reader import _char_box, allowed_classes
+    from scrawl.runtime.reader import _char_boxes, allowed_classes
     from scrawl.tasks.ctc import greedy, log_softmax
     from scrawl.vision.framing import frame_line
     from scrawl.vision.ink import load_image
@@ -69,10 +69,10 @@ def held(line_rec, char_rec, test, rules: dict) -> dict:
         keep = [k for k, c in enumerate(answer.chars) if c.char.isalnum() and c.char.upper() in known]
         lines, boxes = lines + 1, boxes + len(keep)
         for name, rule in rules.items():
-            spans = rule(answer.chars, logp.shape[0])
+            placed = _char_boxes(rule(answer.chars, logp.shape[0]), framed, line.box, line.ink)
             crops = []
             for k in keep:
-                x0, y0, x1, y1 = _char_box(*spans[k], framed, line.box, line.ink)
+                x0, y0, x1, y1 = placed[k]
                 try:
                     crops.append(_frame(ink[y0:y1, x0:x1], char_rec.spec))
                 except ScrawlError:  # nothing in the box: it cannot hold its character
