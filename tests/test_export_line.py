@@ -218,15 +218,6 @@ def test_user_line_checkpoint_exports_with_check_images_and_refuses_a_failed_che
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.png", "tiny.pt", "two.png"]
 
 
-def test_int8_export_of_a_line_model_is_refused(tmp_path, capsys):
-    with pytest.raises(ScrawlError, match="line model.*calibration.*without --int8"):
-        export_onnx("line", tmp_path / "line-int8.onnx", int8=True)
-    assert main(["export", "line", "--int8", "--out", str(tmp_path / "line-int8.onnx")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("scrawl: error: ") and "int8" in err and len(err.strip().splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
-
-
 # ------------------------------------------------------------------------------ bad files
 
 

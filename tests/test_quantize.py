@@ -1,5 +1,6 @@
 """int8 export: the quantized model answers like the float one, stays float where it should, the
-ReduceMax rewrite keeps the numbers, and a missing dataset is a clear error with nothing written."""
+ReduceMax rewrite keeps the numbers, and a missing dataset is a clear error with nothing written; a line
+model's int8 export (dynamic) reads held-out lines as well as the float one, and reads the same text."""
 
 import json
 
@@ -106,3 +107,51 @@ def test_calibration_count_must_be_positive(tmp_path, capsys):
     assert main(["export", "digits-lite", "--int8", "--calibration", "0", "--out", str(tmp_path / "x.onnx")]) == 2
     assert "--calibration must be at least 1" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# ---- line models ---------------------------------------------------------------------------------
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_int8_export_of_the_line_model(real_data_dir, tmp_path, capsys):
+    from scrawl.runtime.files import sample_images
+    from scrawl.runtime.quantize import INT8_LINE_CER_SLACK
+
+    out = tmp_path / "line-int8.onnx"
+    assert main(["export", "line", "--int8", "--out", str(out), "--data-dir", str(real_data_dir)]) == 0
+    said = capsys.readouterr().out
+    assert "held-out lines as the float model does" in said and "scrawl read --runtime onnx" in said
+    q = json.loads(out.with_suffix(".json").read_text())["quantization"]
+    check = q["check"]
+    assert check["lines"] == 300 and check["cer_int8"] <= check["cer_float"] + INT8_LINE_CER_SLACK
+    assert check["agreement"] >= 0.85  # measured 0.93: most lines read letter for letter alike
+    # The logits stay float: their layer is the graph's last matrix product, kept out of the quantizer.
+    graph = onnx.load(str(out)).graph
+    assert q["float_nodes"] and {n.name for n in graph.node if n.op_type == "MatMul"} == set(q["float_nodes"])
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= {n.op_type for n in graph.node}
+    float_rec, int8_rec = Recognizer("line", runtime="onnx"), Recognizer(out, runtime="onnx")
+    samples = sample_images()
+    same = sum(float_rec.read(p, top_k=1).text == int8_rec.read(p, top_k=1).text for p in samples)
+    assert same >= len(samples) - 1
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_int8_line_model_that_reads_worse_is_refused_and_nothing_written(real_data_dir, tmp_path, capsys, monkeypatch):
+    import scrawl.runtime.quantize
+
+    monkeypatch.setattr(scrawl.runtime.quantize, "INT8_LINE_CER_SLACK", -1.0)  # no model reads this well
+    out = tmp_path / "out" / "line-int8.onnx"
+    assert main(["export", "line", "--int8", "--out", str(out), "--data-dir", str(real_data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "int8 export refused: its character error rate" in err and "Traceback" not in err
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
+def test_int8_line_export_without_the_line_data_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SCRAWL_MIRRORS", "http://127.0.0.1:9/")  # never the internet
+    out = tmp_path / "out" / "line-int8.onnx"
+    assert main(["export", "line", "--int8", "--out", str(out), "--data-dir", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "the int8 check reads held-out lines of unipen-words" in err and "Traceback" not in err
+    assert not out.parent.exists() or not list(out.parent.iterdir())

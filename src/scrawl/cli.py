@@ -105,7 +105,8 @@ def _add_export(sub) -> None:
                          "are always used)")
     ex.add_argument("--int8", action="store_true",
                     help="write an int8-quantized model (faster batches on CPUs with VNNI/AMX), calibrated on and "
-                         "checked against the model's own training data (default output: NAME-int8.onnx)")
+                         "checked against the model's own training data; a line model is quantized without "
+                         "calibration and checked on held-out lines (default output: NAME-int8.onnx)")
     ex.add_argument("--calibration", type=int, default=2000, metavar="N",
                     help="with --int8: training images to calibrate on (default: 2000)")
     _data_dir_arg(ex)
@@ -321,9 +322,13 @@ def cmd_export(args) -> int:
           + (", before quantization" if result["int8"] else ""))
     if result["int8"]:
         c = result["int8"]
-        print(f"int8 answers agree with float on {c['agreement']:.2%} of {c['images']} held-out images; "
-              f"accuracy on the validation part: float {c['accuracy_float']:.2%}, int8 {c['accuracy_int8']:.2%}; "
-              f"max |probability difference| {c['max_abs_prob_diff']:.3f}")
+        if "lines" in c:  # a line model
+            print(f"int8 reads {c['agreement']:.2%} of {c['lines']} held-out lines as the float model does; character "
+                  f"error rate float {c['cer_float']:.2%}, int8 {c['cer_int8']:.2%}")
+        else:
+            print(f"int8 answers agree with float on {c['agreement']:.2%} of {c['images']} held-out images; "
+                  f"accuracy on the validation part: float {c['accuracy_float']:.2%}, int8 {c['accuracy_int8']:.2%}; "
+                  f"max |probability difference| {c['max_abs_prob_diff']:.3f}")
     command = "read" if result.get("task") == "ctc" else "predict"
     print(f"use it with: scrawl {command} --runtime onnx --model {result['onnx']} IMAGE...")
     return 0

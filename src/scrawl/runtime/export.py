@@ -10,8 +10,8 @@ A line model gets a dynamic width (and time) axis; its check frames the images a
 adds them side by side as one long line, and runs them one by one and as zero-right-padded batches.
 
 With int8, the checked float model is then quantized (scrawl.runtime.quantize) and must answer as the
-float model does on held-out images of its own dataset; the sidecar records how it was made and checked.
-int8 is refused for line models: calibration reads character images; nothing makes calibration lines yet.
+float model does on held-out images (lines, for a line model) of its own dataset; the sidecar records
+how it was made and checked.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     int8: quantize the checked float model (scrawl.quantize), calibrated on `calibration` images of the
     model's training part (its dataset, loaded from `data_dir` or downloaded), then check it on images
     of the validation part it was never trained or calibrated on: its answers must agree with the
-    float model's on at least INT8_AGREEMENT of them, or nothing is written. Line models: float only.
+    float model's on at least INT8_AGREEMENT of them, or nothing is written. A line model is quantized
+    without calibration and checked on held-out lines (quantize.check_line_int8).
     """
     from .checkpoint import load_checkpoint
 
@@ -92,10 +93,6 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     output = card.task_impl.output_spec(len(card.classes))
     paths = [*sample_images(), *(check_images or [])]
     if card.frame.framing == "line":
-        if int8:
-            raise ScrawlError(f"int8 export of {source} refused: it is a line model, and int8 calibration and its "
-                              "check read character images of the model's own dataset; nothing makes calibration "
-                              "lines yet. Export the float model (without --int8); nothing written")
         data, images, parity = _export_line(net, card, source, paths, opset, output)
     else:
         data, images, parity = _export_chars(net, card, source, paths, opset, output)
@@ -108,8 +105,8 @@ def export_onnx(model: str | os.PathLike | None = "digits", out_path: str | os.P
     quantization = None
     if int8:
         data, quantization = _int8(data, card, data_dir, calibration, images, output["name"])
-        log.info("%s: int8 model agrees with the float model on %.2f%% of %d held-out images",
-                 source, 100 * quantization["check"]["agreement"], quantization["check"]["images"])
+        log.info("%s: int8 model agrees with the float model on %.2f%% of the held-out %s", source,
+                 100 * quantization["check"]["agreement"], quantization["check"]["of"])
 
     sidecar = _sidecar(card, out, data, source, opset, output)
     sidecar["parity"] = {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, **{k: v for k, v in parity.items() if k != "max_abs_diff"}}
@@ -185,7 +182,10 @@ def _sidecar(card: ModelCard, out: Path, data: bytes, source: Path, opset: int, 
 def _int8(data: bytes, card: ModelCard, data_dir, calibration: int, samples: np.ndarray,
           output: str) -> tuple[bytes, dict]:
     """(int8 model bytes, the sidecar's "quantization" entry) for the float model `data`."""
-    from .quantize import quantize_model
+    from .quantize import line_int8, quantize_model
+
+    if card.frame.framing == "line":
+        return line_int8(data, lambda d, name: make_session(d, threads=None, name=name), card, data_dir, output)
 
     softmax = card.task_impl.probabilities
     calib, held, labels, dataset = _calibration_data(card.dataset, data_dir, calibration)
