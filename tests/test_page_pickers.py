@@ -7,7 +7,7 @@ words and photos, the line model by default and the old segmenter (character mod
 
 import pytest
 
-from scrawl.labels import ALNUM, BYMERGE_CLASSES, DIGITS, LOWER, UPPER, charset_indices, charsets_for
+from scrawl.labels import ALNUM, BYMERGE_CLASSES, DIGITS, LINE_ALPHABET, LOWER, UPPER, charset_indices, charsets_for
 from test_browser import browser, page, server  # noqa: F401 (pytest fixtures)
 
 
@@ -16,6 +16,10 @@ from test_browser import browser, page, server  # noqa: F401 (pytest fixtures)
     (ALNUM, ["digits", "upper", "lower", "letters"]),  # alnum allows all 62
     (BYMERGE_CLASSES, ["digits", "upper", "lower", "letters"]),
     (DIGITS + UPPER, ["digits", "upper"]),  # letters would allow the same classes as upper
+    (DIGITS + ".,-", ["digits"]),  # number allows all of these: no restriction
+    # A line model: number (digits and marks) differs from digits; the service leaves out alnum, which
+    # keeps every mark and the space, so allows all (scrawl.web.service._charsets).
+    (LINE_ALPHABET, ["digits", "number", "upper", "lower", "letters", "alnum"]),
     (LOWER, []),
     ("", []),
 ])

@@ -224,6 +224,13 @@ def test_an_image_it_cannot_read_is_a_clear_4xx(client, name, image, fragments):
     good(client)  # and the next good request is answered
 
 
+def test_the_line_model_offers_digits_and_number(client):
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert models["line"]["charsets"] == ["digits", "number", "upper", "lower", "letters"]
+    d = read(client, number_canvas("2947", overlap=0.3), "?charset=number&top_k=3")
+    assert set(d["text"]) <= set("0123456789 .,'-/:()+%#")
+
+
 def test_charset_digits_never_answers_a_letter(client):
     word = np.zeros((320, 640, 4), np.uint8)
     cv2.putText(word, "hello", (40, 220), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 5, (17, 24, 39, 255), 12, cv2.LINE_AA)
@@ -238,6 +245,8 @@ def test_charset_digits_never_answers_a_letter(client):
             texts = [d["text"]] + [a["text"] for line in d["lines"] for a in line["alternatives"]]
             texts += [c["char"] for line in d["lines"] for c in line["chars"]]
             assert not LETTERS & set("".join(texts)), (query, texts)
+            if "model=chars" not in query:  # the line model: digits and spaces, no mark either
+                assert set("".join(texts)) <= set("0123456789 \n"), (query, texts)
     r = client.post("/api/read?charset=upper", content=png_bytes(word), headers=PNG)
     assert r.status_code in (200, 422) and not set("0123456789") & set(r.json().get("text", ""))
 
