@@ -158,14 +158,14 @@ def quantize_line_model(data: bytes) -> tuple[bytes, dict]:
         src, pre, out = Path(tmp, "float.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(data)
         try:
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # as for static int8, and as ONNX Runtime asks
-            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
-                             nodes_to_exclude=keep_float)
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # as for static int8
+            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["LSTM", "MatMul", "Gemm"], nodes_to_exclude=keep_float)
         except Exception as exc:  # the quantizer raises whatever its graph code hits
             raise ScrawlError(f"ONNX Runtime could not quantize this model: {type(exc).__name__}: {exc}") from None
         quantized = out.read_bytes()
-    info = {"method": "dynamic int8, ONNX Runtime: LSTM and matrix-product weights int8, activations quantized as computed",
-            "float_nodes": keep_float}
+    info = {"method": "dynamic int8, ONNX Runtime: LSTM and matrix-product weights int8, activations "
+                      "quantized as computed", "float_nodes": keep_float}
     return quantized, info
 
 
@@ -180,8 +180,9 @@ def _logit_layer(graph) -> list[str]:
 
 
 def check_line_int8(float_session, int8_session, card, data_dir, output: str) -> dict:
-    """Read INT8_CHECK_LINES held-out lines of the model's dataset with both sessions (best path):
-    the share read alike, and each one's character error rate (no charset, no word prior). ScrawlError if the data is missing."""
+    """Read INT8_CHECK_LINES held-out lines of the model's dataset with both sessions (best path): the
+    share read alike, and each one's character error rate (no charset, no word prior). ScrawlError if the
+    data is missing."""
     from ..evaluation.lines import line_test_set
     from ..tasks.ctc import edit_distance, greedy, log_softmax
     from ..vision.framing import frame_line
@@ -195,8 +196,8 @@ def check_line_int8(float_session, int8_session, card, data_dir, output: str) ->
     same, edits = 0, {"float": 0, "int8": 0}
     for image, truth in zip(test.images, test.texts):
         x = frame_line(load_image(image), card.frame).image[None, None].astype(np.float32)  # (1, 1, H, W)
-        texts = [greedy(np.exp(log_softmax(s.run([output], {s.get_inputs()[0].name: x})[0][0])), card.classes).label
-                 for s in (float_session, int8_session)]
+        logits = [s.run([output], {s.get_inputs()[0].name: x})[0][0] for s in (float_session, int8_session)]
+        texts = [greedy(np.exp(log_softmax(z)), card.classes).label for z in logits]
         same += texts[0] == texts[1]
         for key, text in zip(edits, texts):
             edits[key] += edit_distance(truth, text)

@@ -6,8 +6,8 @@ call. A charset restricts the answer: `digits` reads digits (and the spaces betw
 letter or a mark; `number` digits and the marks numbers are written with (12/05, 3.50, +1 555-0100); a
 charset of letters keeps the space and every mark, since words are written with them (don't, "Hi!").
 A lexicon (scrawl.tasks.lexicon) re-ranks the n-best by word frequency and never changes a number.
-Boxes come from the CTC alignment: a character spans the columns of the frames it was read in, and the
-rows of the ink there; they are approximate.
+Boxes come from the CTC alignment: a character spans the columns from the frame it was read in to the
+next character's, narrowed to the ink there, and the rows of that ink; they are approximate.
 """
 
 from __future__ import annotations

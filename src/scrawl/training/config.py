@@ -106,6 +106,11 @@ RECIPES: dict[str, TrainConfig] = {
     "line-polish": replace(_LINE, epochs=1, lr=4e-4, warmup=0.05,
                            lines={"level": True, "writer_pen": True, "renditions": 1, "looks": 2},
                            init="recipe:line-tune"),
+    # Two more passes from what `line-polish` makes, over looks 3 and 4 of every line (a try: the model still
+    # underfits, reading half of its training lines exactly).
+    "line-more": replace(_LINE, epochs=2, lr=6e-4, warmup=0.05,
+                         lines={"level": True, "writer_pen": True, "renditions": 2, "looks": 3},
+                         init="recipe:line-polish"),
     # Issue 15: the bundled digit models, fine-tuned from what `default` or `lite` makes (trained first, in
     # OUT/default or OUT/lite; --init PATH starts from a model you have) on MNIST plus the digits of UNIPEN's
     # writers from several countries (drawn from pen strokes, another look each epoch) and of NIST's forms,
