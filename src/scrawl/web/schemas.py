@@ -21,7 +21,8 @@ OPTION_DOCS = {
     "read_model": 'a model name from /api/models (default: the default line model, else the default character '
                   'model); a line model (kind "line") reads whole lines, a character model reads through the '
                   "segmenter, one piece of ink at a time (for comparison)",
-    "charset": f"answer only within {CHARSET_NAMES} (default: {ALL}); a line model keeps spaces and punctuation",
+    "charset": f"answer only within {CHARSET_NAMES} (default: {ALL}); a line model keeps the space, and under a "
+               "set of letters the punctuation; number: digits and the marks numbers are written with",
     "lexicon": "true: a line model re-ranks each line's alternatives by English word frequency (never changing "
                "a number); default false",
 }
