@@ -168,10 +168,15 @@ def test_each_box_holds_its_own_character(line_model):
     image = _paper((np.hstack(parts[:-1]) * 255).astype(np.uint8), pad=20)
     (line,) = line_model.read(image, charset="digits", top_k=1).lines
     assert line.text == "3075194"
-    for c, (a, b) in zip(line.chars, where):
+    def shared(x0, x1, a, b):  # columns two spans share
+        return max(0, min(x1, b) - max(x0, a))
+
+    for k, (c, (a, b)) in enumerate(zip(line.chars, where)):
         x0, x1 = c.box[0] - 20, c.box[2] - 20
         assert a <= (x0 + x1) / 2 < b, (c.char, (x0, x1), (a, b))  # its middle on its own digit
-        assert min(x1, b) - max(x0, a) >= 0.8 * max(x1 - x0, b - a)  # and mostly the same columns
+        assert shared(x0, x1, a, b) >= 0.7 * (b - a), (c.char, (x0, x1), (a, b))  # most of its digit
+        for na, nb in where[max(0, k - 1) : k] + where[k + 1 : k + 2]:  # little of its neighbours
+            assert shared(x0, x1, na, nb) <= 0.3 * (nb - na), (c.char, (x0, x1), (na, nb))
 
 
 def test_a_page_reads_line_by_line_top_to_bottom(line_model):
