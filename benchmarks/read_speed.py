@@ -5,8 +5,8 @@ by scrawl.data.synth.compose_line: digits in groups with spaces, some touching, 
 drifting baseline, laid out 64 px high (ink 80% of it) and scaled to exactly 1,000 px wide (by at most
 one digit's width), dark ink on white like a scan. For each runtime (onnx: ONNX Runtime with the
 exported .onnx, 1 intra-op thread; onnx-int8: the same with `scrawl export MODEL --int8`'s model, made
-into runs/int8/ (it needs the line data for its check); torch: PyTorch with torch.set_num_threads(1)), in a fresh process
-so one runtime's imports do not weigh on the other, after --warmup runs, --runs timings of:
+into runs/int8/ (it needs the line data for its check); torch: PyTorch with torch.set_num_threads(1)), in a
+fresh process so one runtime's imports do not weigh on the other, after --warmup runs, --runs timings of:
 - framing: the image -> ink map -> lines -> the framed line (what `Recognizer.read` does before the model);
   skew: the part of it that estimates the line's skew (`vision.skew.ink_skew` of the ink map), which
   every line pays whether or not it then needs turning;

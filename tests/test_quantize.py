@@ -94,12 +94,14 @@ def test_reduce_max_stays_after_a_per_channel_dequantize():
     assert [n.op_type for n in model.graph.node] == ["DequantizeLinear", "ReduceMax"]
 
 
-def test_int8_export_without_the_training_data_is_a_clear_error(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("model, says", [("digits-lite", "int8 calibration needs the model's training data (mnist)"),
+                                          ("line", "the int8 check reads held-out lines of unipen-words")])
+def test_int8_export_without_the_data_is_a_clear_error(tmp_path, capsys, monkeypatch, model, says):
     monkeypatch.setenv("SCRAWL_MIRRORS", "http://127.0.0.1:9/")  # never the internet
-    out = tmp_path / "out" / "x.onnx"
-    assert main(["export", "digits-lite", "--int8", "--out", str(out), "--data-dir", str(tmp_path / "empty")]) == 2
+    out = tmp_path / "out" / f"{model}-int8.onnx"
+    assert main(["export", model, "--int8", "--out", str(out), "--data-dir", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
-    assert "int8 calibration needs the model's training data (mnist)" in err and "Traceback" not in err
+    assert says in err and "Traceback" not in err
     assert not out.parent.exists() or not list(out.parent.iterdir())
 
 
@@ -145,13 +147,4 @@ def test_int8_line_model_that_reads_worse_is_refused_and_nothing_written(real_da
     assert main(["export", "line", "--int8", "--out", str(out), "--data-dir", str(real_data_dir)]) == 2
     err = capsys.readouterr().err
     assert "int8 export refused: its character error rate" in err and "Traceback" not in err
-    assert not out.parent.exists() or not list(out.parent.iterdir())
-
-
-def test_int8_line_export_without_the_line_data_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("SCRAWL_MIRRORS", "http://127.0.0.1:9/")  # never the internet
-    out = tmp_path / "out" / "line-int8.onnx"
-    assert main(["export", "line", "--int8", "--out", str(out), "--data-dir", str(tmp_path / "empty")]) == 2
-    err = capsys.readouterr().err
-    assert "the int8 check reads held-out lines of unipen-words" in err and "Traceback" not in err
     assert not out.parent.exists() or not list(out.parent.iterdir())

@@ -106,8 +106,8 @@ RECIPES: dict[str, TrainConfig] = {
                            lines={"level": True, "writer_pen": True, "renditions": 1, "looks": 2},
                            init="recipe:line-tune"),
     # The bundled line model: two more passes from what `line-polish` makes (trained first, in
-    # OUT/line-polish), over looks 3 and 4 of every line; it still underfits (52% of its training lines read exactly in the
-    # last pass). Validation exact 52.9% -> 54.6%.
+    # OUT/line-polish), over looks 3 and 4 of every line; it still underfits (52% of its training lines
+    # read exactly in the last pass). Validation exact 52.9% -> 54.6%.
     "line-more": replace(_LINE, epochs=2, lr=6e-4, warmup=0.05,
                          lines={"level": True, "writer_pen": True, "renditions": 2, "looks": 3},
                          init="recipe:line-polish"),
