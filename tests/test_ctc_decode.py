@@ -2,7 +2,8 @@
 forced alignment against best path and against brute force, alignment refusing texts it cannot spell,
 beam search with its per-frame pruning against brute force and against itself without pruning, charset
 masks through the whole reader (a digits-only read never holds a letter), and the word prior (never
-changes a token with digits, prefers common words among the model's own candidates, user word lists).
+changes a token with digits, prefers common words among the model's own candidates, user word lists, and
+re-spells a word from its known one-edit neighbours).
 test_ctc.py covers greedy decoding, the loss and beam search on plain inputs; this file does not repeat it."""
 
 from __future__ import annotations
@@ -243,8 +244,12 @@ def test_rerank_never_changes_a_token_with_digits(candidates):
     assert sorted(out) != [] and {t for t, _ in out} == {t for t, _ in candidates}  # only the model's own texts
     assert sum(p for _, p in out) == pytest.approx(sum(p for _, p in candidates))  # no probability made up
     numbers = _number_tokens(candidates[0][0])
-    if any(p > 0 and _number_tokens(t) == numbers for t, p in candidates):
-        same = [_number_tokens(t) == numbers and p > 0 for t, p in out]
+
+    def choosable(t: str, p: float) -> bool:  # the model's numbers, and words unless it read none
+        return _number_tokens(t) == numbers and p > 0 and bool(t.strip() or not candidates[0][0].strip())
+
+    if any(choosable(t, p) for t, p in candidates):
+        same = [choosable(t, p) for t, p in out]
         assert same[0] and same == sorted(same, reverse=True)  # the model's numbers first, the others after
         probs = [p for (_, p), keep in zip(out, same) if keep]
         assert probs == sorted(probs, reverse=True)
@@ -263,6 +268,30 @@ def test_rerank_prefers_common_words_among_the_model_candidates():
         [("1O5 cats", 0.4), ("lOS cats", 0.35), ("105 cats", 0.25)]
     assert lexicon.rerank([("at 12:30", 0.5), ("at 12:50", 0.5)])[0][0] == "at 12:30"
     assert Lexicon().prior("b4 12") == 0.0 and Lexicon().prior("the") > Lexicon().prior("tne")
+    # A text without words costs no prior; it is never chosen over a reading, however strong the prior
+    # (a "U" read as w, U, W, u, ... or nothing at 1%: the prior took nothing before this rule).
+    candidates = [("w", 0.458), ("U", 0.243), ("W", 0.127), ("u", 0.104), ("4", 0.016), ("", 0.009)]
+    for weight in (0.3, 0.6, 3.0):
+        assert Lexicon(weight=weight).rerank(candidates)[0][0] != ""
+    assert Lexicon().rerank([("", 0.6), ("a", 0.4)])[0][0] == ""  # the model's own best stays a candidate
+
+
+def test_an_evaluation_keeps_its_readings_in_line_when_one_read_fails():
+    from scrawl.errors import EmptyImageError
+    from scrawl.evaluation.lines import LineTestSet, evaluate_lines
+
+    class Reader:  # reads image i as "wi"; with the prior, image 1 is "nothing legible"
+        name, card = "stub", type("Card", (), {"arch": "stub"})()
+
+        def read(self, image, top_k=1, charset=None, lexicon=None):
+            if lexicon is not None and image == 1:
+                raise EmptyImageError("nothing legible")
+            return type("Reading", (), {"text": f"w{image}"})()
+
+    test = LineTestSet("stub", [0, 1, 2], ["w0", "w1", "w2"], ["", "", ""], "three lines")
+    ev = evaluate_lines(Reader(), test, lexicon=Lexicon())
+    assert ev.read == ["w0", "w1", "w2"] and ev.metrics["exact"] == 1.0
+    assert ev.metrics["with_word_prior"]["exact"] == pytest.approx(2 / 3)
 
 
 def test_user_word_lists(tmp_path):
@@ -304,6 +333,80 @@ def test_the_reader_aligns_the_text_the_prior_chose():
     assert line.chars[1].confidence == pytest.approx(0.44, rel=0.05)  # the h's own frame, not the n's
     assert line.confidence == pytest.approx(line.chars[1].confidence)
     assert [c.box[0] for c in line.chars] == sorted(c.box[0] for c in line.chars)
+
+
+def _word_logits(rows: list[dict[str, float]], classes: list[str]) -> np.ndarray:
+    """Logits (T, C + 1) from a probability per character per frame ("_": the blank), the rest ~0."""
+    logits = np.full((len(rows), len(classes) + 1), -12.0)
+    for t, row in enumerate(rows):
+        for ch, p in row.items():
+            logits[t, BLANK if ch == "_" else classes.index(ch) + 1] = np.log(p)
+    return logits
+
+
+def _spelled(text: str, unsure: dict[int, dict[str, float]] | None = None) -> list[dict[str, float]]:
+    """Frames that spell `text` (each character, then a blank), with other readings of some characters."""
+    rows = []
+    for i, ch in enumerate(text):
+        rows += [(unsure or {}).get(i, {ch: 0.98}), {"_": 0.98}]
+    return rows
+
+
+def test_search_respells_a_word_from_its_one_edit_neighbours(monkeypatch):
+    from scrawl.tasks import lexicon as lexicon_module
+
+    classes = list(LINE_ALPHABET)
+    # "wcrld": the second letter's frame reads c at 0.85 and o at 0.12, in a line of two words.
+    logp = log_softmax(_word_logits(_spelled("hi wcrld", {4: {"c": 0.85, "o": 0.12}}), classes))
+    candidates = beam_search(logp, classes, beam=8)
+    assert candidates[0][0] == "hi wcrld"
+    # With a beam of one spelling per word, "world" can only come from the known words one edit away.
+    monkeypatch.setattr(lexicon_module, "WORD_BEAM", 1)
+    lexicon = Lexicon(["world"], language=None)
+    assert lexicon.respell(logp, "hi wcrld", align(logp, "hi wcrld", classes), classes) == "hi world"
+    out = lexicon.search(logp, candidates, classes)
+    assert out[0][0] == "hi world" and {t for t, _ in out} == {t for t, _ in candidates} | {"hi world"}
+    assert out[0][1] <= sum(p for _, p in out)  # a share of the model's own probability, nothing made up
+    # Unknown words stay as read; without a lexicon word near, nothing changes.
+    assert Lexicon(["planet"], language=None).respell(logp, "hi wcrld", align(logp, "hi wcrld", classes),
+                                                      classes) == "hi wcrld"
+    # The reader uses it: its text, characters and boxes follow the re-spelled line.
+    line = read_image(_StubLineModel(logits=_word_logits(_spelled("wcrld", {1: {"c": 0.85, "o": 0.12}}), classes)),
+                      _ink_line(160), top_k=3, lexicon=lexicon).lines[0]
+    assert line.text == "world" and "".join(c.char for c in line.chars) == "world"
+    assert line.chars[1].confidence == pytest.approx(0.12, rel=0.1)  # the o as unsure as the model was
+
+
+def test_search_never_touches_a_number():
+    classes = list(LINE_ALPHABET)
+    # "l0st 1O5": a word with a digit and a number, each one edit from a common word ("lost", "LOS").
+    logp = log_softmax(_word_logits(_spelled("l0st 1O5 cats", {1: {"0": 0.6, "o": 0.39}}), classes))
+    candidates = beam_search(logp, classes, beam=8)
+    best = candidates[0][0]
+    assert best == "l0st 1O5 cats"
+    lexicon = Lexicon(["lost", "los"])
+    assert lexicon.respell(logp, best, align(logp, best, classes), classes) == best
+    assert lexicon.search(logp, candidates, classes)[0][0] == best
+
+
+_WORD_CLASSES = list("abehtw01 ")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_respelling_keeps_the_words_with_digits_and_the_spaces(seed):
+    rng = np.random.default_rng(seed)
+    logp = _logp(rng, 14, len(_WORD_CLASSES) + 1, sharp=3.0)
+    lexicon = Lexicon(["the", "be", "web", "bat", "hat", "a"], language=None)
+    for text, _ in beam_search(logp, _WORD_CLASSES, beam=4):
+        fixed = lexicon.respell(logp, text, align(logp, text, _WORD_CLASSES), _WORD_CLASSES)
+        assert len(fixed.split(" ")) == len(text.split(" "))  # the spaces stay where they were
+        for old, new in zip(text.split(" "), fixed.split(" ")):
+            if any(c.isdigit() for c in old) or not any(c.isalpha() for c in old):
+                assert new == old  # numbers and marks stay
+            else:
+                assert new and not any(c.isdigit() for c in new)  # a word never becomes a number
+        assert ctc.text_logprob(logp, fixed, _WORD_CLASSES) > -np.inf  # a text the model can spell
 
 
 @pytest.mark.parametrize("seed", range(4))

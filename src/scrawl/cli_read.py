@@ -27,8 +27,9 @@ def add_read(sub) -> None:
                          "the marks numbers are written with (. , ' - / : ( ) + %% #), a set of letters "
                          "keeps space and punctuation")
     rd.add_argument("--lexicon", nargs="?", const="", default=None, metavar="WORDS_FILE",
-                    help="prefer common English words (wordfreq) among the model's own readings; give a file to add "
-                         "your own words (one or more per line). Never changes a number")
+                    help="prefer common English words (wordfreq): re-rank the model's own readings, and re-spell a "
+                         "word as a known word one edit away where the model finds that spelling likely enough; "
+                         "give a file to add your own words (one or more per line). Never changes a number")
     rd.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                     help="torch (.pt) or onnx (an .onnx file from `scrawl export`; the bundled line.onnx for 'line')")
 

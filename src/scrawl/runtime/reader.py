@@ -5,7 +5,8 @@ lines -> logits -> text with confidences, per-character boxes and the n-best alt
 call. A charset restricts the answer: `digits` reads digits (and the spaces between groups), never a
 letter or a mark; `number` digits and the marks numbers are written with (12/05, 3.50, +1 555-0100); a
 charset of letters keeps the space and every mark, since words are written with them (don't, "Hi!").
-A lexicon (scrawl.tasks.lexicon) re-ranks the n-best by word frequency and never changes a number.
+A lexicon (scrawl.tasks.lexicon) re-ranks the n-best by word frequency, re-spells words the model and the
+prior together prefer spelled otherwise, and never changes a number.
 Boxes come from the CTC alignment: a character spans the columns from the frame it was read in to the
 next character's, narrowed to the ink there, and the rows of that ink; they are approximate.
 """
@@ -112,7 +113,8 @@ def read_image(rec, image, *, top_k: int = TOP_K, charset: str | None = None, le
 def read_framed(rec, framed, box, ink: np.ndarray, *, top_k: int, allowed, lexicon) -> LineReading:
     """One framed line (vision.framing.LineFrame) -> LineReading; `box` and `ink`: the line in the image.
     The alternatives are texts with their probabilities (CTC: summed over every path that spells them):
-    the prefix beam search's n-best (re-ranked by the lexicon, if any), or for top_k 1 the best path's
+    the prefix beam search's n-best (with a lexicon: re-ranked, the best one's words re-spelled,
+    `Lexicon.search`), or for top_k 1 the best path's
     text alone. The line's text is the first, aligned to the frames for its characters' boxes."""
     logits = rec.logits(framed.image[None, None])[0]  # (T, C + 1)
     logp = log_softmax(logits, allowed)
@@ -120,7 +122,7 @@ def read_framed(rec, framed, box, ink: np.ndarray, *, top_k: int, allowed, lexic
     if top_k > 1 or lexicon is not None:
         alternatives = beam_search(logp, rec.classes, beam=max(BEAM, top_k))
         if lexicon is not None:
-            alternatives = lexicon.rerank(alternatives)
+            alternatives = lexicon.search(logp, alternatives, rec.classes)
     else:  # the best path's text and its probability, without the beam's cost
         alternatives = [(answer.label, float(np.exp(text_logprob(logp, answer.label, rec.classes))))]
     best = alternatives[0][0] if alternatives else answer.label

@@ -5,7 +5,7 @@ charset), the metrics, and the shape of an exported model's output. The training
 evaluation, export and serving call the task named in the model card instead of assuming softmax over
 classes: `classify` (one image, one character) and `ctc` (one image of a line, a sequence of
 characters). `lexicon` is the line reader's optional word prior (wordfreq), which re-ranks a line's
-n-best and never changes a number.
+n-best, re-spells its words from known words and never changes a number.
 """
 
 from __future__ import annotations

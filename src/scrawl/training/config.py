@@ -111,6 +111,10 @@ RECIPES: dict[str, TrainConfig] = {
     "line-more": replace(_LINE, epochs=2, lr=6e-4, warmup=0.05,
                          lines={"level": True, "writer_pen": True, "renditions": 2, "looks": 3},
                          init="recipe:line-polish"),
+    # Two more passes from what `line-more` makes (trained first, in OUT/line-more), over looks 5 and 6.
+    "line-extra": replace(_LINE, epochs=2, lr=4e-4, warmup=0.05,
+                          lines={"level": True, "writer_pen": True, "renditions": 2, "looks": 5},
+                          init="recipe:line-more"),
     # Issue 15: the bundled digit models, fine-tuned from what `default` or `lite` makes (trained first, in
     # OUT/default or OUT/lite; --init PATH starts from a model you have) on MNIST plus the digits of UNIPEN's
     # writers from several countries (drawn from pen strokes, another look each epoch) and of NIST's forms,

@@ -95,6 +95,7 @@ class Service:
 
             self.lexicon = Lexicon()
             self.lexicon.prior("warm up the word tables")  # wordfreq loads its tables on first use
+            self.lexicon.vocabulary()  # and the known words re-spelling looks up (~0.3 s), not in a request
 
     def default_for(self, kind: str) -> str | None:
         """The model used when a request names none: for "character" or "line" the first loaded model of
