@@ -126,7 +126,7 @@ def test_int8_export_of_the_line_model(real_data_dir, tmp_path, capsys):
     q = json.loads(out.with_suffix(".json").read_text())["quantization"]
     check = q["check"]
     assert check["lines"] == 300 and check["cer_int8"] <= check["cer_float"] + INT8_LINE_CER_SLACK
-    assert check["agreement"] >= 0.85  # measured 0.93-0.94: most lines read letter for letter alike
+    assert check["agreement"] >= 0.85  # measured 0.92-0.94: most lines read letter for letter alike
     # The logits stay float: their layer is the graph's last matrix product, kept out of the quantizer.
     graph = onnx.load(str(out)).graph
     assert q["float_nodes"] and {n.name for n in graph.node if n.op_type == "MatMul"} == set(q["float_nodes"])

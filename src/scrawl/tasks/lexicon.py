@@ -24,9 +24,9 @@ from ..errors import ScrawlError
 
 # A word's score is WEIGHT * ln(its frequency): 0.3 lets a common word beat a rarer spelling the model
 # finds up to about e^(0.3 * 4.6) = 4x more likely for a 100x frequency ratio, and keeps a rare word the
-# model is sure of; chosen on UNIPEN's validation writers (benchmarks/word_prior.py compares weights on
-# lines the other benchmarks do not report; stronger priors read those common words better still, but
-# would take a user's names and rare words from them).
+# model is sure of. benchmarks/word_prior.py compares weights on UNIPEN lines the other benchmarks do not
+# report: stronger priors read those lists of common words better still (word accuracy with `search`
+# 49.0% at 0.3, 51.7% at 0.6, 53.3% at 1.0), but would take a user's names and rare words from them.
 WEIGHT = 0.3
 # `search`: spellings of one word that its beam keeps, and how many of the best of them have their
 # one-edit neighbours looked up among the VOCABULARY most common words (wordfreq's English 100,000 reach
@@ -34,6 +34,7 @@ WEIGHT = 0.3
 WORD_BEAM = 12
 EDIT_FROM = 6
 VOCABULARY = 100_000
+MAX_ZIPF = 8.0  # no word is more common than this ("the": 7.7), which bounds what a prior can give a word
 UNKNOWN_ZIPF = 1.0  # a word wordfreq does not know counts as this rare (Zipf 1: once per 10^8 words)
 OWN_ZIPF = 5.0  # a word from the user's own list counts as at least this common ("about", "people")
 _CORE = re.compile(r"^[^A-Za-z0-9]*(.*?)[^A-Za-z0-9]*$")  # a token without its leading/trailing punctuation
@@ -136,7 +137,7 @@ class Lexicon:
         if spans is None or len(spans) != len(text):
             return text
         space = classes.index(" ") + 1 if " " in classes else None
-        letters = [c for i, c in enumerate(classes) if c.isalpha() and np.isfinite(logp[:, i + 1]).any()]
+        letters = np.array([c.isalpha() for c in classes])
         ends = [i for i, c in enumerate(text) if c == " "] + [len(text)]
         words, start, first = [], 0, 0  # first: the word's first frame (after the space before it)
         for end in ends:
@@ -149,7 +150,7 @@ class Lexicon:
         return " ".join(words)
 
     def _best_spelling(self, seg: np.ndarray, word: str, classes: Sequence[str], space: int | None,
-                       letters: list[str]) -> str:
+                       letters: np.ndarray) -> str:
         from .ctc import beam_search, text_logprob
 
         core = _core(word)
@@ -161,18 +162,34 @@ class Lexicon:
         with np.errstate(divide="ignore"):
             scores = {t: math.log(p) for t, p in beam_search(seg, classes, beam=WORD_BEAM)
                       if t and p > 0 and not any(c.isdigit() for c in t)}
+            # Each character's probability summed over the frames bounds the probability of any text that
+            # holds it (every path spelling the text shows it in some frame).
+            log_mass = np.log(np.exp(seg[:, 1:]).sum(axis=0)) if len(seg) else np.full(len(classes), -np.inf)
         scores.setdefault(word, text_logprob(seg, word, classes))  # the line's own reading stays a candidate
+        prior = {t: self.prior(t) for t in scores}
+        best = max(scores[t] + prior[t] for t in scores)
+        # Edits bring in only letters that could make a winner even as the most common word there is.
+        ceiling = self.weight * (MAX_ZIPF - 9) * math.log(10)
+        added = [classes[i] for i in np.flatnonzero(letters & (log_mass + ceiling > best))]
         vocabulary = self.vocabulary()
+        near_words = set()
         for spelling in sorted(scores, key=scores.get, reverse=True)[:EDIT_FROM]:
             c = _core(spelling)
-            if not c:
-                continue
-            at = spelling.index(c)
-            for edit in _edits(c, letters):
-                near = spelling[:at] + edit + spelling[at + len(c):]
-                if near not in scores and edit.lower() in vocabulary:
-                    scores[near] = text_logprob(seg, near, classes)
-        return max(scores, key=lambda t: scores[t] + self.prior(t))
+            if c:
+                at = spelling.index(c)
+                near_words.update(spelling[:at] + edit + spelling[at + len(c):] for edit in _edits(c, added)
+                                  if edit.lower() in vocabulary)
+        # Scored best bound first, until no bound can beat the best: the rest cannot win.
+        index = {ch: i for i, ch in enumerate(classes)}
+        prior.update((t, self.prior(t)) for t in near_words - scores.keys())
+        bounds = sorted(((min(log_mass[index[ch]] for ch in t) + prior[t], t) for t in near_words - scores.keys()),
+                        reverse=True)
+        for bound, near in bounds:
+            if bound <= best:
+                break
+            scores[near] = text_logprob(seg, near, classes)
+            best = max(best, scores[near] + prior[near])
+        return max(scores, key=lambda t: scores[t] + prior[t])
 
     def vocabulary(self) -> set[str]:
         """The words `search` re-spells to (lower case): wordfreq's VOCABULARY most common and the user's."""
