@@ -62,19 +62,20 @@ def main(argv=None) -> int:
                      "exact": m["exact"], "median_ms": 1000 * statistics.median(seconds),
                      "mean_ms": 1000 * statistics.fmean(seconds)})
         print(f"{way:6} {weight if weight is not None else '':>5} CER {m['cer']:.2%}  word accuracy "
-              f"{m['word_accuracy']:.2%}  exact {m['exact']:.2%}  {rows[-1]['median_ms']:.1f} ms/line (mean {rows[-1]['mean_ms']:.1f})", flush=True)
+              f"{m['word_accuracy']:.2%}  exact {m['exact']:.2%}  {rows[-1]['median_ms']:.1f} ms/line "
+              f"(mean {rows[-1]['mean_ms']:.1f})", flush=True)
     report = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "model": args.model,
               "lines": len(test.texts), "skipped": REPORTED, "default_weight": lexicon_module.WEIGHT, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "word_prior.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = [f"# The word prior's weight (benchmarks/word_prior.py)", "",
+    md = ["# The word prior's weight (benchmarks/word_prior.py)", "",
           f"{report['lines']} lines of UNIPEN's validation writers past the {REPORTED} the other benchmarks "
           f"report, model {args.model} (ONNX Runtime, 1 thread), {report['when']}; Scrawl's weight: "
           f"{lexicon_module.WEIGHT}.", "",
           "| prior | weight | CER | word accuracy | exact lines | ms per line, median | mean |",
           "|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {r['prior']} | {'' if r['weight'] is None else r['weight']} | {r['cer']:.2%} | {r['word_accuracy']:.2%} | "
-           f"{r['exact']:.2%} | {r['median_ms']:.1f} | {r['mean_ms']:.1f} |" for r in rows]
+    md += [f"| {r['prior']} | {'' if r['weight'] is None else r['weight']} | {r['cer']:.2%} | "
+           f"{r['word_accuracy']:.2%} | {r['exact']:.2%} | {r['median_ms']:.1f} | {r['mean_ms']:.1f} |" for r in rows]
     (args.out / "word_prior.md").write_text("\n".join(md) + "\n")
     return 0
 

@@ -115,7 +115,7 @@ def test_unipen_validation_writers_cer(real_data_dir, line_model):
 def test_character_boxes_hold_their_characters(real_data_dir, tmp_path):
     """benchmarks/char_boxes.py: crops of the reader's character boxes are read as their characters by
     the isolated-character models far more often than the old halfway boxes' (measured on 300 / 400
-    lines: touching digits 94.2% vs 35.7%, UNIPEN letters 69.0% vs 22.4%)."""
+    lines: touching digits 94.6% vs 34.8%, UNIPEN letters 68.4% vs 22.3%)."""
     import json
     import subprocess
     import sys
@@ -131,3 +131,25 @@ def test_character_boxes_hold_their_characters(real_data_dir, tmp_path):
     assert digits["held"]["firing to next"] >= 0.85 > 0.6 > digits["held"]["halfway"]
     assert words["held"]["firing to next"] >= 0.5 > 0.4 > words["held"]["halfway"]
     assert "| touching-digits" in (tmp_path / "char_boxes.md").read_text()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_word_search_reads_more_words_than_the_rerank(real_data_dir, tmp_path):
+    """benchmarks/word_prior.py on held-out lines the other benchmarks do not report: re-ranking the n-best
+    reads more words right than no prior, and re-spelling each word (Lexicon.search, what --lexicon does)
+    more still (measured on 400 lines: 35.9%, 42.3%, 49.0%)."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "word_prior.py"
+    r = subprocess.run([sys.executable, str(script), "--lines", "80", "--weights", "0.3",
+                        "--data-dir", str(real_data_dir), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "word_prior.json").read_text())
+    rows = {row["prior"]: row for row in out["rows"]}
+    assert out["lines"] == 80 and out["skipped"] == 2000
+    assert rows["search"]["word_accuracy"] > rows["rerank"]["word_accuracy"] > rows["none"]["word_accuracy"]
+    assert rows["search"]["cer"] < rows["none"]["cer"]

@@ -83,6 +83,45 @@ def test_sigterm_mid_epoch_then_resume_matches_uninterrupted_run(real_data_dir, 
     assert [round(h["train_loss"], 6) for h in h1] == [round(h["train_loss"], 6) for h in h2]
 
 
+def _poison_steps(monkeypatch, steps) -> None:
+    """The images of these optimizer steps (1-based) hold a NaN, as a broken batch would."""
+    real_augment, calls = loop.augment_batch, {"n": 0}
+
+    def poisoned(x, *args, **kwargs):  # one call per optimizer step
+        calls["n"] += 1
+        x = real_augment(x, *args, **kwargs)
+        if calls["n"] in steps:
+            x = x.clone()
+            x[0, 0, 0, 0] = float("nan")
+        return x
+
+    monkeypatch.setattr(loop, "augment_batch", poisoned)
+
+
+@pytest.mark.slow
+def test_a_step_whose_loss_is_not_a_number_is_not_taken(real_data_dir, tmp_path, monkeypatch):
+    import math
+
+    _poison_steps(monkeypatch, {3, 4})
+    result = train(TINY, tmp_path, data_dir=real_data_dir, progress=False)
+    # Before: the two steps turned every weight and batch-norm statistic into NaN for the rest of the run.
+    weights = _weights(result["last"])
+    assert all(bool(torch.isfinite(w).all()) for w in weights.values() if w.is_floating_point())
+    assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"]) for h in result["history"])
+
+
+@pytest.mark.slow
+def test_a_run_whose_loss_stays_not_a_number_stops_with_a_clear_error(real_data_dir, tmp_path, monkeypatch):
+    from scrawl.errors import ScrawlError
+
+    _poison_steps(monkeypatch, set(range(3, 100)))
+    monkeypatch.setattr(loop, "MAX_BAD_STEPS", 4)
+    with pytest.raises(ScrawlError, match=r"epoch 1, step 6: 4 steps in a row had a loss that is not a number"):
+        train(TINY, tmp_path, data_dir=real_data_dir, progress=False)
+    last = load_checkpoint(tmp_path / "last.pt").state_dict  # the weights before the bad steps, kept
+    assert all(bool(torch.isfinite(w).all()) for w in last.values() if w.is_floating_point())
+
+
 def test_resume_without_a_run_is_a_clear_error(tmp_path):
     from scrawl.errors import CheckpointError
 

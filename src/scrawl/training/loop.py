@@ -4,7 +4,7 @@ then runs `train_one_epoch` and `validate` for each pass and writes the checkpoi
 The task named by `cfg.task` (scrawl.tasks) batches the targets, computes the loss and the running and
 validation figures; the loop itself knows nothing of classes. Data lives on the device as uint8 images,
 batched by indexing and augmented as a whole batch. A first Ctrl-C/SIGTERM stops at the next step
-boundary after writing a resumable last.pt.
+boundary after writing a resumable last.pt. A step whose loss is not a number is not taken.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from .checkpointing import Checkpoints, RunState, load_last, make_card, resume_f
 from .config import TrainConfig
 from .data import TrainingData, load_training_data
 from .distributed import Group, agree, join_processes, rank_seed, resolve_device, resolve_precision
-from .optim import StepPlan, lr_at, make_optimizer
+from .optim import StepPlan, lr_at, make_optimizer, step_if_finite
 from .stages import needs_first_stage, run_first_stage
 
 log = logging.getLogger(__package__)  # "scrawl.training", as the -v log lines have always said
+MAX_BAD_STEPS = 20  # steps in a row whose loss is not a number (each skipped) before a run stops: it diverged
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool = False,
@@ -224,10 +225,21 @@ def train_one_epoch(run: Run, state: RunState, stop: "_StopFlag", checkpoints: C
     t0 = time.perf_counter()
     bar = tqdm(total=end, initial=first, desc=f"epoch {epoch + 1}/{plan.epochs}", disable=not run.show,
                leave=True, dynamic_ncols=True, unit="batch")
+    bad = 0  # steps in a row not taken: their loss was not a number
     for step in range(first, end):
         idx = plan.batch(order, step, group.rank, group.world)
-        state.score.add(train_step(run, idx, epoch, epoch * plan.steps_per_epoch + step))
-        state.step = step + 1
+        score = train_step(run, idx, epoch, epoch * plan.steps_per_epoch + step)
+        state.step, bad = step + 1, 0 if score is not None else bad + 1
+        if score is not None:
+            state.score.add(score)
+        elif bad < MAX_BAD_STEPS:
+            log.warning("epoch %d, step %d: the loss is not a number (NaN or inf); step not taken", epoch + 1, step + 1)
+        else:
+            bar.close()
+            checkpoints.save_stopped(state)
+            raise ScrawlError(f"training stopped at epoch {epoch + 1}, step {step + 1}: {bad} steps in a row had a "
+                              f"loss that is not a number (NaN or inf), none of them taken; {checkpoints.last} holds "
+                              "the weights before them. Try a lower --lr, or --precision fp32")
         bar.update(1)
         if run.show and (step % 10 == 0 or step == end - 1):
             rate = (step + 1 - first) * plan.batch_size / max(1e-9, time.perf_counter() - t0)
@@ -244,13 +256,15 @@ def train_one_epoch(run: Run, state: RunState, stop: "_StopFlag", checkpoints: C
     return end - first, time.perf_counter() - t0
 
 
-def train_step(run: Run, idx: torch.Tensor, epoch: int, global_step: int) -> BatchScore:
+def train_step(run: Run, idx: torch.Tensor, epoch: int, global_step: int) -> BatchScore | None:
     """One optimizer step on the images `idx` (this process's share of the batch); its running figures.
     The share goes through the network in the pieces the data cuts it into (`micro_batches`: long lines
-    in several), their gradients summed, each piece's mean loss weighted by its share."""
+    in several), their gradients summed, each piece's mean loss weighted by its share. None: not taken, as
+    its gradients were not all numbers (one such step would make every weight NaN for the rest of the run)."""
     for param_group in run.optimizer.param_groups:
         param_group["lr"] = lr_at(run.cfg, global_step, run.plan.total_steps)
     run.optimizer.zero_grad(set_to_none=True)
+    buffers = [b.clone() for b in run.model.buffers()]  # batch-norm statistics, which the forward pass moves
     # DDP averages the processes' gradients; weighting each one's mean by its share of the batch makes
     # that the mean over the whole global batch, even when shares differ by one.
     share = len(idx) * run.group.world / run.plan.batch_size if run.group.world > 1 else 1.0
@@ -270,8 +284,7 @@ def train_step(run: Run, idx: torch.Tensor, epoch: int, global_step: int) -> Bat
             loss = run.task.loss(logits, targets, label_smoothing=run.cfg.label_smoothing)
             (loss * (share * len(piece) / len(idx))).backward()
         score.add(run.task.score(logits, targets, loss.item()))
-    run.optimizer.step()
-    return score
+    return score if step_if_finite(run.optimizer, run.model, buffers) else None
 
 
 def _peak_memory() -> dict:

@@ -1,4 +1,4 @@
-"""The optimizer and the steps: how many, of which images, at which learning rate.
+"""The optimizer and the steps: how many, of which images, at which learning rate, and whether one is taken.
 
 `StepPlan` lays a run out in steps (a fractional `epochs` ends part-way into the last pass), `lr_at`
 is the learning rate of each step, `make_optimizer` builds AdamW (no decay on biases and norms) or Adam.
@@ -69,3 +69,17 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     raise ValueError(f"optimizer must be adamw or adam, not {cfg.optimizer!r}")
+
+
+def step_if_finite(optimizer: torch.optim.Optimizer, model: torch.nn.Module, buffers: list[torch.Tensor]) -> bool:
+    """Take the optimizer step if every gradient is a number; otherwise drop the gradients, put the
+    model's buffers (batch-norm statistics) back to `buffers`, taken before the forward pass, and return
+    False: one step with a NaN or inf would make every weight NaN for the rest of the run. After DDP's
+    all-reduce every process has the same gradients, so all of them take the step or none does."""
+    if all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None):
+        optimizer.step()
+        return True
+    optimizer.zero_grad(set_to_none=True)
+    for saved, buffer in zip(buffers, model.buffers()):
+        buffer.copy_(saved)
+    return False

@@ -33,7 +33,7 @@ class Recognition:
     model: str  # a loaded model's name
     top_k: int
     charset: str | None  # None: all of the model's classes
-    lexicon: bool = False  # /api/read with a line model: re-rank the line's n-best by word frequency
+    lexicon: bool = False  # /api/read with a line model: the word prior (Lexicon.search)
 
 
 # The options in the query string: plain strings, checked by pick_options (so that a bad value gets the

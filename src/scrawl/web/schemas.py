@@ -23,7 +23,8 @@ OPTION_DOCS = {
                   "segmenter, one piece of ink at a time (for comparison)",
     "charset": f"answer only within {CHARSET_NAMES} (default: {ALL}); a line model keeps the space, and under a "
                "set of letters the punctuation; number: digits and the marks numbers are written with",
-    "lexicon": "true: a line model re-ranks each line's alternatives by English word frequency (never changing "
+    "lexicon": "true: a line model re-ranks each line's alternatives by English word frequency and re-spells "
+               "a word as a known word one edit away where the model finds that likely enough (never changing "
                "a number); default false",
 }
 
