@@ -76,7 +76,8 @@ def step_if_finite(optimizer: torch.optim.Optimizer, model: torch.nn.Module, buf
     model's buffers (batch-norm statistics) back to `buffers`, taken before the forward pass, and return
     False: one step with a NaN or inf would make every weight NaN for the rest of the run. After DDP's
     all-reduce every process has the same gradients, so all of them take the step or none does."""
-    if all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None):
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):  # one sync on a GPU
         optimizer.step()
         return True
     optimizer.zero_grad(set_to_none=True)
