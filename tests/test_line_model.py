@@ -111,22 +111,26 @@ def test_unipen_validation_writers_cer(real_data_dir, line_model):
     assert cer <= UNIPEN_CER_CEILING
 
 
+def _benchmark(name: str, args: list[str], data_dir, out_dir: Path) -> dict:
+    """Run benchmarks/NAME.py with `args` on the real data, writing into out_dir; its NAME.json."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    r = subprocess.run([sys.executable, str(script), *args, "--data-dir", str(data_dir), "--out", str(out_dir)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out_dir / f"{name}.json").read_text())
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_character_boxes_hold_their_characters(real_data_dir, tmp_path):
     """benchmarks/char_boxes.py: crops of the reader's character boxes are read as their characters by
     the isolated-character models far more often than the old halfway boxes' (measured on 300 / 400
     lines: touching digits 94.8% vs 36.2%, UNIPEN letters 68.4% vs 22.8%)."""
-    import json
-    import subprocess
-    import sys
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "char_boxes.py"
-    r = subprocess.run([sys.executable, str(script), "--touching", "80", "--unipen", "120",
-                        "--data-dir", str(real_data_dir), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads((tmp_path / "char_boxes.json").read_text())
+    out = _benchmark("char_boxes", ["--touching", "80", "--unipen", "120"], real_data_dir, tmp_path)
     digits, words = out["touching-digits"], out["unipen-words"]
     assert digits["boxes"] >= 200 and words["boxes"] >= 100
     assert digits["held"]["firing to next"] >= 0.85 > 0.6 > digits["held"]["halfway"]
@@ -140,16 +144,7 @@ def test_the_word_search_reads_more_words_than_the_rerank(real_data_dir, tmp_pat
     """benchmarks/word_prior.py on held-out lines the other benchmarks do not report: re-ranking the n-best
     reads more words right than no prior, and re-spelling each word (Lexicon.search, what --lexicon does)
     more still (measured on 400 lines: 36.9%, 41.7%, 48.8%)."""
-    import json
-    import subprocess
-    import sys
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "word_prior.py"
-    r = subprocess.run([sys.executable, str(script), "--lines", "80", "--weights", "0.3",
-                        "--data-dir", str(real_data_dir), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads((tmp_path / "word_prior.json").read_text())
+    out = _benchmark("word_prior", ["--lines", "80", "--weights", "0.3"], real_data_dir, tmp_path)
     rows = {row["prior"]: row for row in out["rows"]}
     assert out["lines"] == 80 and out["skipped"] == 2000
     assert rows["search"]["word_accuracy"] > rows["rerank"]["word_accuracy"] > rows["none"]["word_accuracy"]

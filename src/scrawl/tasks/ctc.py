@@ -139,7 +139,7 @@ def beam_search(logp: np.ndarray, classes: Sequence[str], beam: int = 8) -> list
 
 
 @functools.lru_cache(maxsize=8)
-def _output_index(classes: tuple[str, ...]) -> dict[str, int]:
+def output_index(classes: tuple[str, ...]) -> dict[str, int]:
     """Each class's output (index + 1), made once per alphabet: a word search scores thousands of texts."""
     return {c: i + 1 for i, c in enumerate(classes)}
 
@@ -148,7 +148,7 @@ def align(logp: np.ndarray, text: str, classes: Sequence[str]) -> list[CharSpan]
     """Where each character of `text` sits in one line's (T, C + 1) log-probabilities: the most probable
     CTC path that spells it (Viterbi forced alignment), as spans with each character's best frame
     probability. None when no path spells it (too few frames, or a masked character)."""
-    index = _output_index(tuple(classes))
+    index = output_index(tuple(classes))
     if any(c not in index for c in text):
         return None
     ext = [BLANK]
@@ -190,7 +190,7 @@ def align(logp: np.ndarray, text: str, classes: Sequence[str]) -> list[CharSpan]
 def text_logprob(logp: np.ndarray, text: str, classes: Sequence[str]) -> float:
     """ln P(text) under one line's (T, C + 1) CTC log-probabilities: the sum over every path that spells
     it (the CTC forward algorithm, Graves et al. 2006, section 4.1). -inf when no path does."""
-    index = _output_index(tuple(classes))
+    index = output_index(tuple(classes))
     if any(c not in index for c in text) or logp.shape[0] == 0:
         return -np.inf
     ext = np.array([BLANK] + [x for c in text for x in (index[c], BLANK)])

@@ -151,7 +151,7 @@ class Lexicon:
 
     def _best_spelling(self, seg: np.ndarray, word: str, classes: Sequence[str], space: int | None,
                        letters: np.ndarray) -> str:
-        from .ctc import beam_search, text_logprob
+        from .ctc import beam_search, output_index, text_logprob
 
         core = _core(word)
         if not core or any(c.isdigit() for c in core) or not any(c.isalpha() for c in core):
@@ -164,13 +164,13 @@ class Lexicon:
                       if t and p > 0 and not any(c.isdigit() for c in t)}
             # Each character's probability summed over the frames bounds the probability of any text that
             # holds it (every path spelling the text shows it in some frame).
-            log_mass = np.log(np.exp(seg[:, 1:]).sum(axis=0)) if len(seg) else np.full(len(classes), -np.inf)
+            log_mass = np.log(np.exp(seg).sum(axis=0)) if len(seg) else np.full(seg.shape[1], -np.inf)  # (C + 1,)
         scores.setdefault(word, text_logprob(seg, word, classes))  # the line's own reading stays a candidate
         prior = {t: self.prior(t) for t in scores}
         best = max(scores[t] + prior[t] for t in scores)
         # Edits bring in only letters that could make a winner even as the most common word there is.
         ceiling = self.weight * (MAX_ZIPF - 9) * math.log(10)
-        added = [classes[i] for i in np.flatnonzero(letters & (log_mass + ceiling > best))]
+        added = [classes[i] for i in np.flatnonzero(letters & (log_mass[1:] + ceiling > best))]
         vocabulary = self.vocabulary()
         near_words = set()
         for spelling in sorted(scores, key=scores.get, reverse=True)[:EDIT_FROM]:
@@ -180,7 +180,7 @@ class Lexicon:
                 near_words.update(spelling[:at] + edit + spelling[at + len(c):] for edit in _edits(c, added)
                                   if edit.lower() in vocabulary)
         # Scored best bound first, until no bound can beat the best: the rest cannot win.
-        index = {ch: i for i, ch in enumerate(classes)}
+        index = output_index(tuple(classes))
         prior.update((t, self.prior(t)) for t in near_words - scores.keys())
         bounds = sorted(((min(log_mass[index[ch]] for ch in t) + prior[t], t) for t in near_words - scores.keys()),
                         reverse=True)
