@@ -129,6 +129,22 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path):
         train(TINY, tmp_path, resume=True, progress=False)
 
 
+def test_training_bounds_onednn_kernel_cache_unless_the_user_did(tmp_path, monkeypatch):
+    """oneDNN keeps a kernel per input shape (1,024 by default) and line batches come in hundreds of widths:
+    unbounded, that cache grew a line run by 1.5 GB. train() bounds it before its first convolution."""
+    from scrawl.errors import CheckpointError
+    from scrawl.training.distributed import KERNEL_CACHE
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    with pytest.raises(CheckpointError):  # the cheapest way through train(): nothing to resume
+        train(TINY, tmp_path, resume=True, progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(KERNEL_CACHE)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")  # a user's own setting stays
+    with pytest.raises(CheckpointError):
+        train(TINY, tmp_path, resume=True, progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+
+
 @pytest.mark.slow
 def test_a_fraction_of_an_epoch_ends_the_schedule_part_way_into_the_last_pass(real_data_dir, tmp_path, monkeypatch):
     steps = {"n": 0}

@@ -19,6 +19,11 @@ import torch
 from ..errors import ScrawlError
 
 log = logging.getLogger(__package__)  # "scrawl.training", as the -v log lines have always said
+# oneDNN (PyTorch's CPU convolutions) keeps a compiled kernel, with its buffers, for each input shape it
+# has seen, up to 1,024 by default. Line batches come in hundreds of widths: on a 16,000-word `line-numbers`
+# run the cache alone took 1.5 GB (peak 3.3 GB -> 1.8 GB with 16, same speed and losses;
+# benchmarks/line_step_memory.py shows it on synthetic steps). Character batches have one shape.
+KERNEL_CACHE = 16
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -46,6 +51,12 @@ def resolve_precision(precision: str, device_type: str = "cpu") -> bool:
     if precision not in ("bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     return precision == "bf16"
+
+
+def bound_kernel_cache(capacity: int = KERNEL_CACHE) -> None:
+    """Cap oneDNN's kernel cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY, unless the user set it). oneDNN reads
+    the variable when it builds its first kernel, so call this before the process's first convolution."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
 
 
 class Group:

@@ -29,7 +29,8 @@ from .augment import AugmentConfig, augment_batch
 from .checkpointing import Checkpoints, RunState, load_last, make_card, resume_from
 from .config import TrainConfig
 from .data import TrainingData, load_training_data
-from .distributed import Group, agree, join_processes, rank_seed, resolve_device, resolve_precision
+from .distributed import (Group, agree, bound_kernel_cache, join_processes, rank_seed, resolve_device,
+                          resolve_precision)
 from .optim import StepPlan, lr_at, make_optimizer, step_if_finite
 from .stages import needs_first_stage, run_first_stage
 
@@ -51,6 +52,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data_dir=None, resume: bool 
 
     A `cfg.init` of "recipe:NAME" trains recipe NAME first, into OUT/NAME (scrawl.training.stages)."""
     out_dir = Path(out_dir)
+    bound_kernel_cache()  # before the first convolution (line batches' many widths)
     if needs_first_stage(cfg, out_dir, resume):  # a recipe in stages (scrawl.training.stages)
         cfg = run_first_stage(cfg, out_dir, resume, train, data_dir=data_dir, progress=progress, threads=threads,
                               device=device)
