@@ -60,7 +60,7 @@ def draw_examples(rec, sets: list, path: Path, per_set: int = 5) -> None:
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.set_axis_off()
         try:
-            line = rec.read(image, top_k=1).lines[0]
+            line = rec.read(image).lines[0]
         except Exception as exc:  # noqa: BLE001 - shown in the picture
             ax.set_title(f"true {truth!r}: {exc}", fontsize=8, loc="left")
             continue

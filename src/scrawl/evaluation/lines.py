@@ -93,8 +93,9 @@ class LineEvaluation:
 
 def evaluate_lines(rec, test: LineTestSet, *, charset: str | None = None, lexicon=None,
                    progress: bool = False) -> LineEvaluation:
-    """Read every image of `test` with `rec` (a line model) and score it; with `lexicon`, also read with
-    the word prior and report both."""
+    """Read every image of `test` with `rec` (a line model) as `scrawl read` does by default (the text is
+    the best of the prefix beam search's n-best) and score it; with `lexicon`, also read with the word
+    prior and report both."""
     from tqdm.auto import tqdm
 
     from ..errors import ImageError
@@ -107,7 +108,7 @@ def evaluate_lines(rec, test: LineTestSet, *, charset: str | None = None, lexico
 
     plain, primed = [], []
     for image in tqdm(test.images, desc=f"reading {test.name}", unit="line", disable=not progress):
-        plain.append(read(image, top_k=1))
+        plain.append(read(image))  # the default top_k, as users read (the best path alone: +0.56 CER points, 8 Dec)
         if lexicon is not None:
             primed.append(read(image, top_k=8, lexicon=lexicon))
     metrics = line_metrics(test.texts, plain, test.writers)
