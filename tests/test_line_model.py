@@ -25,11 +25,12 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 N_DIGIT_STRINGS = 300
 N_UNIPEN = 300
-# Measured on the bundled model of 8 December 2026 (`scrawl train --recipe line-refine`: `line`'s 4 passes,
-# `line-tune`'s 2, `line-polish`'s 1, `line-more`'s 2, `line-extra`'s 2, `line-numbers`' 2 with twice the
-# number lines, then 2 more; validation exact 0.576): touching strings exact 0.907 (0.917 with charset
-# "digits", digits and spaces only; character error rate 0.015); UNIPEN validation CER 0.193 over these 300
-# rows drawn with the writer's pen width (exact 0.543). `line-numbers`' model measured 0.910 (0.920) and
+# Measured on the bundled model of 8 December 2026 (`scrawl train --recipe line-phrases`: `line`'s 4
+# passes, `line-tune`'s 2, `line-polish`'s 1, `line-more`'s 2, `line-extra`'s 2, `line-numbers`' 2 with
+# twice the number lines, `line-refine`'s 2, then 2 more with more long lines; validation exact 0.577):
+# touching strings exact 0.910 (0.920 with charset "digits", digits and spaces only; character error rate
+# 0.015); UNIPEN validation CER 0.190 over these 300 rows drawn with the writer's pen width (exact 0.557).
+# `line-refine`'s model measured 0.907 (0.917) and 0.193, `line-numbers`' 0.910 (0.920) and
 # 0.198 (exact 0.557), `line-extra`'s 0.877 (0.900) and 0.204, `line-more`'s
 # 0.860 (0.880) and 0.210, `line-polish`'s 0.847 (0.863) and 0.220, line-tune's 0.847 and 0.231, the one of
 # 2 December 0.813 and (pen sized by the image) 0.256. A better model raises these: measure it and move

@@ -15,7 +15,7 @@ def add_train(sub) -> argparse.ArgumentParser:
     t.add_argument("--recipe", default="default",
                    help="named settings: default, fast, lite, chars, keras, chars-byclass, digits-tune, lite-tune, "
                         "and the line model's stages line, line-tune, line-polish, line-more, line-extra, "
-                        "line-numbers, line-refine (default: default)")
+                        "line-numbers, line-refine, line-phrases (default: default)")
     t.add_argument("--dataset", help="dataset name (default: the recipe's, mnist)")
     t.add_argument("--task", help="what the model learns, see scrawl.tasks: classify (one character per image; "
                                   "the default) or ctc (a line of characters)")

@@ -77,7 +77,7 @@ class LineDataConfig:
     # width), gradients summed: backward's activations grow with the columns; one step of 64 lines
     # 3,200 px wide takes 5.2 GB in one piece, 1.25 GB per 15-line piece (benchmarks/line_step_memory.py).
     max_columns: int = 48 * 1024
-    # Off in `line` (trained before they existed), on in the stages after it (`line-refine`: the bundled model):
+    # Off in `line` (trained before they existed), on in the stages after it (`line-phrases`: the bundled model):
     level: bool = False  # turn sloping UNIPEN lines level before rendering, as the framing levels a user's line
     writer_pen: bool = False  # size the pen against the writer's median word height, not the line's box
 
