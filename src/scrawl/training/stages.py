@@ -2,8 +2,8 @@
 which is trained first into OUT/NAME (skipped when it finished there, continued when it stopped part-way
 and the run is resumed). `chars` fine-tunes what `chars-byclass` makes; `digits-tune` and `lite-tune`
 what `default` and `lite` make; `line-phrases` what `line-refine` makes, which starts from `line-numbers`',
-then `line-extra`'s, `line-more`'s, `line-polish`'s, `line-tune`'s and `line`'s (a chain: each stage in the folder of the one after it).
-One command then reproduces a bundled model from nothing.
+then `line-extra`'s, `line-more`'s, `line-polish`'s, `line-tune`'s and `line`'s (a chain: each stage in
+the folder of the one after it). One command then reproduces a bundled model from nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def run_first_stage(cfg: TrainConfig, out_dir: Path, resume: bool, train_fn, **o
     if name not in RECIPES:
         raise ScrawlError(f"init {cfg.init}: no such recipe; choose one of: {', '.join(RECIPES)}")
     # A first stage with a first stage of its own trains that one first, into OUT/NAME/ITS_NAME (train_fn
-    # comes back here): line-phrases <- line-refine <- line-numbers <- line-extra <- line-more <- line-polish <- line-tune <- line.
+    # comes back here): line-phrases <- line-refine <- line-numbers <- line-extra <- line-more <- line-polish
+    # <- line-tune <- line.
     first = replace(RECIPES[name], limit=cfg.limit, precision=cfg.precision, seed=cfg.seed)
     stage = out_dir / name
     started = (stage / "last.pt").exists()
