@@ -131,7 +131,7 @@ def _benchmark(name: str, args: list[str], data_dir, out_dir: Path) -> dict:
 def test_character_boxes_hold_their_characters(real_data_dir, tmp_path):
     """benchmarks/char_boxes.py: crops of the reader's character boxes are read as their characters by
     the isolated-character models far more often than the old halfway boxes' (measured on 300 / 400
-    lines: touching digits 94.8% vs 36.2%, UNIPEN letters 68.4% vs 22.8%)."""
+    lines: touching digits 94.7% vs 35.3%, UNIPEN letters 68.6% vs 21.8%)."""
     out = _benchmark("char_boxes", ["--touching", "80", "--unipen", "120"], real_data_dir, tmp_path)
     digits, words = out["touching-digits"], out["unipen-words"]
     assert digits["boxes"] >= 200 and words["boxes"] >= 100
@@ -145,7 +145,7 @@ def test_character_boxes_hold_their_characters(real_data_dir, tmp_path):
 def test_the_word_search_reads_more_words_than_the_rerank(real_data_dir, tmp_path):
     """benchmarks/word_prior.py on held-out lines the other benchmarks do not report: re-ranking the n-best
     reads more words right than no prior, and re-spelling each word (Lexicon.search, what --lexicon does)
-    more still (measured on 400 lines: 36.9%, 41.7%, 48.8%)."""
+    more still (measured on 400 lines: 38.7%, 44.0%, 50.4%)."""
     out = _benchmark("word_prior", ["--lines", "80", "--weights", "0.3"], real_data_dir, tmp_path)
     rows = {row["prior"]: row for row in out["rows"]}
     assert out["lines"] == 80 and out["skipped"] == 2000

@@ -26,7 +26,8 @@ from ..errors import ScrawlError
 # finds up to about e^(0.3 * 4.6) = 4x more likely for a 100x frequency ratio, and keeps a rare word the
 # model is sure of. benchmarks/word_prior.py compares weights on UNIPEN lines the other benchmarks do not
 # report: stronger priors read those lists of common words better still (word accuracy with `search`
-# 48.8% at 0.3, 52.4% at 0.6, 53.2% at 1.0), but would take a user's names and rare words from them.
+# 50.4% at 0.3, 54.0% at 0.6, 55.8% at 1.0; line-phrases' model), but would take a user's names and rare
+# words from them.
 WEIGHT = 0.3
 # `search`: spellings of one word that its beam keeps, and how many of the best of them have their
 # one-edit neighbours looked up among the VOCABULARY most common words (wordfreq's English 100,000 reach
